@@ -1,0 +1,81 @@
+"""The `labdeck` command: serve, doctor, images, db, content, sandboxes, bench."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app import db
+from app.config import Settings
+
+console = Console()
+cli = typer.Typer(help="LabDeck: hands-on Docker workshops with a sandbox per attendee.", no_args_is_help=True)
+db_app = typer.Typer(help="The SQLite database.", no_args_is_help=True)
+cli.add_typer(db_app, name="db")
+
+
+def _register_sub_apps() -> None:
+    from app.images.cli import images_app
+    from app.lessons.cli import content_app
+
+    cli.add_typer(images_app, name="images")
+    cli.add_typer(content_app, name="content")
+
+
+@cli.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on (default: LABDECK_HOST)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default: LABDECK_PORT)."),
+) -> None:
+    """Serve the portal (migrations are applied at start-up)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    token = settings.instructor_secret()
+    shown_host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+    console.print(f"[bold green]LabDeck serving[/] at http://{shown_host}:{port}/")
+    console.print(f"Instructor dashboard: http://{shown_host}:{port}/instructor  token: [bold]{token}[/]")
+    if host == "127.0.0.1":
+        console.print("[dim]Only this machine can connect; for a class use --host 0.0.0.0[/]")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check engine, sandbox runtime, images, database, disk and content; exit 0 only when all can serve."""
+    from app.doctor import run_doctor
+
+    findings = run_doctor(Settings())
+    table = Table(title="LabDeck doctor")
+    for column in ("check", "", "details", "how to fix"):
+        table.add_column(column)
+    for finding in findings:
+        mark = "[green]ok[/]" if finding.ok else "[red]FAIL[/]"
+        table.add_row(finding.name, mark, finding.detail, finding.fix)
+    console.print(table)
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations (the file is backed up before an upgrade)."""
+    settings = Settings()
+    changed = db.upgrade(settings.database_path)
+    state = "upgraded" if changed else "already up to date"
+    console.print(f"Database {settings.database_path}: {state}.")
+
+
+def main() -> None:
+    _register_sub_apps()
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,73 @@
+"""The host's Docker engine as LabDeck sees it: one client, a cheap ping, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import docker
+from docker.errors import DockerException
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+class EngineUnavailable(RuntimeError):
+    """The Docker engine does not answer; the message tells the operator what to do."""
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def unavailable_message() -> str:
+    return (
+        f"The Docker engine is not answering at {engine_address()}. "
+        "Start it with `./labdeck up` (it starts Debian's dockerd when run as root), "
+        "or point DOCKER_HOST at a running engine."
+    )
+
+
+def docker_client(timeout: int = 60) -> docker.DockerClient:
+    """A client for DOCKER_HOST or the default socket; raises EngineUnavailable when it does not answer."""
+    try:
+        client = docker.DockerClient(base_url=engine_address(), timeout=timeout)
+        client.ping()
+    except DockerException as error:
+        raise EngineUnavailable(unavailable_message()) from error
+    return client
+
+
+class Engine:
+    """The portal's handle on the engine: connects lazily, so the portal starts while the engine is down."""
+
+    def __init__(self, timeout: int = 60) -> None:
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> docker.DockerClient:
+        """The connected client; raises EngineUnavailable (with the fix) when the engine does not answer."""
+        with self._lock:
+            if self._client is None:
+                self._client = docker_client(self._timeout)
+            return self._client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except (DockerException, EngineUnavailable, OSError):
+            return False
+
+    async def ping_async(self, timeout: float = 3.0) -> bool:
+        """Ping without blocking the event loop; a slow engine counts as down."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.ping), timeout)
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -1,0 +1,46 @@
+"""The application factory and its lifespan: migrate, load the workshop, connect the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import db
+from app.config import Settings, get_settings
+from app.engine import Engine
+from app.errors import install_error_handlers
+from app.routes import health, pages
+from app.templating import STATIC_DIR
+
+log = logging.getLogger("labdeck")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(settings.database_path)
+    app.state.db_engine = db.make_engine(settings.database_path)
+    # No ping here: the portal starts (and /healthz says "degraded") while the engine is down.
+    app.state.docker = Engine()
+    try:
+        yield
+    finally:
+        app.state.docker.close()
+        app.state.db_engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="LabDeck", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.workshop = None
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,37 @@
+"""Jinja2 templates that can render a whole page or one named block of it (for htmx)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render ``name``; with ``block`` and an htmx request, only that block of the same template."""
+    context = dict(context or {})
+    context.setdefault("workshop", getattr(request.app.state, "workshop", None))
+    block_name = block if block and is_htmx(request) else None
+    response: HTMLResponse = templates.TemplateResponse(
+        request, name, context, status_code=status_code, block_name=block_name
+    )
+    return response
