@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     )
     warm_pool_size: int = Field(2, ge=0, le=200, description="Ready, unassigned sandboxes kept per workshop.")
     spawn_workers: int = Field(4, ge=1, le=64, description="Sandboxes created at the same time at most.")
+    registry_port: int = Field(
+        5055, ge=1, le=65535,
+        description="Host port of the workshop registry (bound to loopback and the sandbox network's gateway only).",
+    )
     registry_proxy_remoteurl: str | None = Field(
         None,
         description="Run the workshop registry as a pull-through cache of this upstream (e.g. https://registry-1.docker.io).",

@@ -13,8 +13,10 @@ from app import db
 from app.config import Settings, get_settings
 from app.engine import Engine
 from app.errors import install_error_handlers
-from app.routes import health, pages
+from app.attendees import RateLimiter, SessionCookies
+from app.routes import health, join, lessons
 from app.templating import STATIC_DIR
+from app.workshops import select_workshop
 
 log = logging.getLogger("labdeck")
 
@@ -25,6 +27,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database_path)
     app.state.db_engine = db.make_engine(settings.database_path)
+    app.state.workshop = select_workshop(settings)
     # No ping here: the portal starts (and /healthz says "degraded") while the engine is down.
     app.state.docker = Engine()
     try:
@@ -39,8 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LabDeck", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.workshop = None
+    app.state.cookies = SessionCookies(settings.cookie_secret())
+    app.state.join_limiter = RateLimiter(limit=20, window=60)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
-    app.include_router(pages.router)
+    app.include_router(join.router)
+    app.include_router(lessons.router)
     return app

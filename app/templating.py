@@ -9,10 +9,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from app.lessons.render import render_markdown
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+# Lesson text (task instructions, hints, answers) is Markdown, rendered and sanitized on the way.
+templates.env.globals["markdown"] = render_markdown
 
 
 def is_htmx(request: Request) -> bool:

@@ -1,0 +1,76 @@
+"""The in-process hub that fans events out to websockets.
+
+Publishers never wait: each subscriber has a bounded queue, and a subscriber too slow to keep up
+loses its oldest events (then gets a ``{"type": "lagged"}`` marker) instead of slowing the portal.
+Topics are plain strings: ``attendee:<id>`` for one attendee's pages, ``instructor`` for dashboards,
+``broadcast`` for every attendee page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+Event = dict[str, Any]
+QUEUE_SIZE = 256
+
+
+class Subscription:
+    def __init__(self, topics: tuple[str, ...]) -> None:
+        self.topics = topics
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_SIZE)
+
+    def offer(self, event: Event) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            event = {**event, "lagged": True}
+        self._queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self._queue.get()
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+
+    def publish(self, topic: str, event: Event) -> int:
+        """Queue ``event`` for every subscriber of ``topic``; returns how many got it. Never blocks."""
+        subscribers = list(self._subscribers.get(topic, ()))
+        for subscription in subscribers:
+            subscription.offer({**event, "topic": topic})
+        return len(subscribers)
+
+    @asynccontextmanager
+    async def subscribe(self, *topics: str) -> AsyncIterator[Subscription]:
+        subscription = Subscription(topics)
+        for topic in topics:
+            self._subscribers[topic].add(subscription)
+        try:
+            yield subscription
+        finally:
+            for topic in topics:
+                self._subscribers[topic].discard(subscription)
+                if not self._subscribers[topic]:
+                    del self._subscribers[topic]
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+
+def attendee_topic(attendee_id: int) -> str:
+    return f"attendee:{attendee_id}"
+
+
+INSTRUCTOR_TOPIC = "instructor"
+BROADCAST_TOPIC = "broadcast"

@@ -1,0 +1,82 @@
+"""Joining the workshop and resuming on another device."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app import attendees
+from app.deps import CookiesDep, MaybeAttendeeDep, SessionDep, SettingsDep, WorkshopDep
+from app.lessons.render import render_markdown
+from app.models import Attendee
+from app.templating import render
+
+router = APIRouter()
+COOKIE_MAX_AGE = 14 * 24 * 3600
+
+
+def _login(response: Response, cookies: attendees.SessionCookies, attendee: Attendee, secure: bool) -> None:
+    response.set_cookie(
+        attendees.COOKIE_NAME,
+        cookies.dump(attendee),
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+
+
+def _first_lesson_url(workshop: WorkshopDep) -> str:
+    return f"/lessons/{workshop.lessons[0].slug}" if workshop.lessons else "/lessons"
+
+
+def _home(request: Request, workshop: WorkshopDep, error: str | None, status: int) -> HTMLResponse:
+    context = {"description_html": render_markdown(workshop.meta.description), "join_error": error}
+    return render(request, "home.html", context, block="join_form", status_code=status)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, workshop: WorkshopDep, attendee: MaybeAttendeeDep) -> Response:
+    if attendee is not None:
+        return RedirectResponse(attendee.current_lesson and f"/lessons/{attendee.current_lesson}"
+                                or _first_lesson_url(workshop), status_code=303)
+    return _home(request, workshop, None, 200)
+
+
+@router.post("/join")
+async def join(
+    request: Request,
+    workshop: WorkshopDep,
+    session: SessionDep,
+    cookies: CookiesDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    code: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    address = request.client.host if request.client else "unknown"
+    if not request.app.state.join_limiter.allow(address):
+        return _home(request, workshop, "Too many joins from your address; wait a minute.", 429)
+    try:
+        attendees.check_join_code(workshop.meta.join_code, code)
+        attendee = attendees.create_attendee(session, workshop.slug, name)
+    except attendees.JoinRefused as refused:
+        status = 403 if "code" in str(refused) else 422
+        return _home(request, workshop, str(refused), status)
+    response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
+    _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))
+    return response
+
+
+@router.get("/resume/{key}")
+async def resume(
+    key: str, workshop: WorkshopDep, session: SessionDep, cookies: CookiesDep, settings: SettingsDep
+) -> Response:
+    """The personal link that restores an attendee's identity on another device."""
+    attendee = attendees.attendee_by_resume_key(session, workshop.slug, key[:64])
+    if attendee is None:
+        return RedirectResponse("/", status_code=303)
+    response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
+    _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))
+    return response

@@ -1,0 +1,152 @@
+"""The contract every sandbox backend keeps (JupyterHub's ``Spawner`` is the model).
+
+A *sandbox* is one attendee's container with a Docker engine inside. The portal talks to it only
+through this Protocol, so the Docker backend and the fake used in unit tests are interchangeable.
+Every method is ``async``; implementations keep blocking client calls off the event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+class SandboxState(enum.StrEnum):
+    """What a sandbox is doing. The first four are what ``/api/me`` reports while one is made."""
+
+    QUEUED = "queued"
+    CREATING = "creating"
+    STARTING = "starting"  # container runs, inner engine not answering yet
+    READY = "ready"  # inner engine answers `docker info`
+    STOPPED = "stopped"
+    FAILED = "failed"
+    MISSING = "missing"  # the backend has no such sandbox
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: str = "1g"
+    cpus: float = 1.0
+    pids: int = 1024
+    log_size: str = "10m"
+    disk_quota: str | None = None
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything needed to create one sandbox."""
+
+    name: str
+    workshop: str
+    image: str
+    limits: Limits
+    attendee: str = ""  # empty for a warm-pool sandbox, owned by nobody yet
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    name: str
+    state: SandboxState
+    workshop: str = ""
+    attendee: str = ""
+    created_at: datetime | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str  # stdout and stderr interleaved, decoded as UTF-8 with replacement
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SandboxStats:
+    name: str
+    memory_bytes: int
+    memory_limit_bytes: int
+    cpu_percent: float
+    pids: int
+
+
+class Tty(Protocol):
+    """A bidirectional terminal stream into a sandbox."""
+
+    async def read(self) -> bytes:
+        """Next chunk of output; ``b""`` once the process ended or the stream closed."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send keystrokes. Raises ``SandboxGone`` when the sandbox disappeared."""
+        ...
+
+    async def resize(self, cols: int, rows: int) -> None: ...
+
+    async def close(self) -> None:
+        """Close the stream; the process inside may live on (e.g. a tmux session)."""
+        ...
+
+
+class SandboxError(RuntimeError):
+    """A backend failure with a message an attendee or operator can act on."""
+
+
+class SandboxGone(SandboxError):
+    """The sandbox does not exist or is not running."""
+
+
+@runtime_checkable
+class SandboxBackend(Protocol):
+    """Override all of these. Idempotent where it says so; raise ``SandboxError`` otherwise.
+
+    ``create`` and ``start`` are async generators (implement them with ``async def`` and
+    ``yield``): the stages they yield are what the attendee's page shows while they wait."""
+
+    def create(self, spec: SandboxSpec) -> AsyncIterator[SandboxState]:
+        """Create and start ``spec.name``, yielding CREATING, STARTING, then READY once the inner
+        engine answers. Raises ``SandboxError`` (after cleaning up) when it cannot get there.
+        Creating a name that already exists and runs is a no-op that yields READY."""
+        ...
+
+    def start(self, name: str) -> AsyncIterator[SandboxState]:
+        """Start a stopped sandbox (files and images intact); yields STARTING then READY.
+        Raises ``SandboxGone`` when it does not exist."""
+        ...
+
+    async def stop(self, name: str, timeout: float = 10) -> None:
+        """Stop it, keeping its files and inner images. Stopping a stopped or missing one is done."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """Remove the container and its volumes. A missing one (404/409 from the engine) is done."""
+        ...
+
+    async def status(self, name: str) -> SandboxInfo:
+        """Its current state, MISSING when the backend has no such sandbox. Never raises for that."""
+        ...
+
+    async def exec(
+        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
+    ) -> ExecResult:
+        """Run ``bash -lc command`` inside, in the user's home; kill it at ``timeout`` and return
+        ``timed_out=True``. Raises ``SandboxGone`` when the sandbox does not run."""
+        ...
+
+    async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:
+        """Start ``command`` with a TTY inside and return the stream. Raises ``SandboxGone``."""
+        ...
+
+    async def list(self) -> list[SandboxInfo]:
+        """Every sandbox of this portal instance (by label), for reconciling at start-up."""
+        ...
+
+    async def stats(self, name: str) -> SandboxStats:
+        """Memory, CPU and process counts now. Raises ``SandboxGone``."""
+        ...

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.attendees import COOKIE_NAME
+
+
+def join(client: TestClient, name: str) -> str:
+    response = client.post("/join", data={"name": name}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"]
+
+
+def test_join_sets_a_signed_httponly_cookie_and_redirects_to_first_lesson(client: TestClient) -> None:
+    response = client.post("/join", data={"name": "Ada"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/lessons/first-container"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert client.get("/api/me").json()["name"] == "Ada"
+
+
+def test_names_are_unique_per_workshop(app: object) -> None:
+    with TestClient(app) as first, TestClient(app) as second:  # type: ignore[arg-type]
+        join(first, "Grace")
+        join(second, "Grace")
+        assert first.get("/api/me").json()["name"] == "Grace"
+        assert second.get("/api/me").json()["name"] == "Grace (2)"
+
+
+def test_empty_name_is_refused_with_a_sentence(client: TestClient) -> None:
+    response = client.post("/join", data={"name": "   "})
+    assert response.status_code == 422
+    assert "Please type a name" in response.text
+
+
+def test_long_names_are_cut_and_markup_is_escaped(client: TestClient) -> None:
+    join(client, "<script>alert(1)</script>" + "x" * 100)
+    me = client.get("/api/me").json()
+    assert len(me["name"]) == 40
+    page = client.get("/lessons").text
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)" in page
+
+
+def test_forged_cookie_is_not_an_attendee(client: TestClient) -> None:
+    join(client, "Ada")
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, "eyJpZCI6MX0.forged")
+    assert client.get("/api/me").status_code == 401
+
+
+def test_resume_link_restores_identity_on_another_device(app: object) -> None:
+    with TestClient(app) as laptop, TestClient(app) as phone:  # type: ignore[arg-type]
+        join(laptop, "Linus")
+        resume_url = laptop.get("/api/me").json()["resume_url"]
+        assert phone.get("/api/me").status_code == 401
+        phone.get(resume_url)
+        assert phone.get("/api/me").json()["name"] == "Linus"
+
+
+def test_wrong_resume_key_leads_home(client: TestClient) -> None:
+    response = client.get("/resume/not-a-key", follow_redirects=False)
+    assert response.status_code == 303
+    assert client.get("/api/me").status_code == 401
+
+
+def test_joins_are_rate_limited_per_address(client: TestClient) -> None:
+    statuses = [client.post("/join", data={"name": f"n{i}"}, follow_redirects=False).status_code
+                for i in range(25)]
+    assert statuses[:20] == [303] * 20
+    assert statuses[-1] == 429
