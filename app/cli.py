@@ -18,11 +18,16 @@ cli.add_typer(db_app, name="db")
 
 
 def _register_sub_apps() -> None:
+    from app.bench.cli import bench_app, register_all
     from app.images.cli import images_app
     from app.lessons.cli import content_app
+    from app.sandboxes.cli import sandboxes_app
 
+    register_all()
     cli.add_typer(images_app, name="images")
     cli.add_typer(content_app, name="content")
+    cli.add_typer(sandboxes_app, name="sandboxes")
+    cli.add_typer(bench_app, name="bench")
 
 
 @cli.command()

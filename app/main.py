@@ -14,7 +14,8 @@ from app.config import Settings, get_settings
 from app.engine import Engine
 from app.errors import install_error_handlers
 from app.attendees import RateLimiter, SessionCookies
-from app.routes import health, join, lessons
+from app.events import EventHub
+from app.routes import events, health, join, lessons
 from app.templating import STATIC_DIR
 from app.workshops import select_workshop
 
@@ -44,9 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.workshop = None
     app.state.cookies = SessionCookies(settings.cookie_secret())
     app.state.join_limiter = RateLimiter(limit=20, window=60)
+    app.state.events = EventHub()
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     app.include_router(join.router)
     app.include_router(lessons.router)
+    app.include_router(events.router)
     return app

@@ -1,0 +1,16 @@
+"""Every template renders once (Warehouse's test_templates is the model): a broken one fails here."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from app.templating import TEMPLATES_DIR
+
+TEMPLATES = sorted(p.relative_to(TEMPLATES_DIR).as_posix() for p in TEMPLATES_DIR.rglob("*.html"))
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_template_compiles(name: str) -> None:
+    environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined)
+    environment.get_template(name)  # parses and compiles, including extends/includes by name
