@@ -1,0 +1,161 @@
+"""Find every problem in a workshop before attendees do: `labdeck content check`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from markdown_it.token import Token
+
+from app.lessons.loader import LESSON_FILE_NAME, META_FILE, read_workshop
+from app.lessons.markdown import ADMONITION_KINDS, parser
+from app.lessons.problems import ContentProblem
+from app.lessons.render import heading_ids
+from app.lessons.schema import Lesson, WorkshopMeta, is_slug
+from app.lessons.yamlblock import yaml_line
+
+DEFAULT_RECIPES_DIR = Path(__file__).resolve().parents[1] / "images" / "recipes"
+_URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def check_workshop(path: Path, recipes_dir: Path | None = None) -> list[ContentProblem]:
+    """Every problem in the workshop at `path`; an empty list means it is ready to serve.
+
+    Images are checked against the recipe folders in `recipes_dir` (default
+    app/images/recipes/), and only when that folder exists.
+    """
+    result = read_workshop(path)
+    problems = list(result.problems)
+    if result.meta is not None:
+        problems += _unknown_images(
+            path / META_FILE, result.meta, recipes_dir or DEFAULT_RECIPES_DIR
+        )
+    links = _LinkChecker(path, result.lessons)
+    for lesson in result.lessons:
+        problems += links.problems_in(lesson)
+        problems += _unknown_admonitions(lesson)
+    return problems
+
+
+def _unknown_images(meta_file: Path, meta: WorkshopMeta, recipes_dir: Path) -> list[ContentProblem]:
+    if not recipes_dir.is_dir():
+        return []
+    text = meta_file.read_text(encoding="utf-8")
+    return [
+        ContentProblem(
+            meta_file,
+            1 + yaml_line(text, ("images", index, "recipe")),
+            f"image '{image.name}': no recipe folder '{image.recipe}' in {recipes_dir}",
+        )
+        for index, image in enumerate(meta.images)
+        if not (recipes_dir / image.recipe).is_dir()
+    ]
+
+
+@dataclass(frozen=True)
+class _Link:
+    href: str
+    line: int
+
+
+class _LinkChecker:
+    """Links between lessons, to headings and to files of the workshop must lead somewhere."""
+
+    def __init__(self, workshop_dir: Path, lessons: list[Lesson]) -> None:
+        self.workshop_dir = workshop_dir
+        self.loaded = {lesson.path.name: lesson for lesson in lessons}
+        # Every well-named lesson file counts as a target, even one that failed to load,
+        # so one broken lesson does not make every link to it look broken too.
+        self.file_of_slug = {
+            match["slug"]: file.name
+            for file in sorted(workshop_dir.glob("*.md"))
+            if (match := LESSON_FILE_NAME.match(file.name))
+        }
+        self._anchors: dict[str, set[str]] = {}
+
+    def problems_in(self, lesson: Lesson) -> list[ContentProblem]:
+        return [
+            ContentProblem(lesson.path, link.line, f"broken link '{link.href}': {reason}")
+            for link in _links_of(lesson)
+            if (reason := self._broken(link.href, lesson)) is not None
+        ]
+
+    def _broken(self, href: str, lesson: Lesson) -> str | None:
+        """Why `href` leads nowhere, or None when it is fine (or not ours to judge)."""
+        if not href or href.startswith("//") or _URL_SCHEME.match(href):
+            return None
+        path, _, anchor = href.partition("#")
+        target = self._target_file(path, lesson)
+        if target is None:
+            return None  # another page of the app, or an existing file
+        if not target:
+            return "no such lesson or file in this workshop"
+        target_lesson = self.loaded.get(target)
+        if anchor and target_lesson and unquote(anchor) not in self._anchors_of(target_lesson):
+            return f"{target} has no heading with the anchor #{unquote(anchor)}"
+        return None
+
+    def _target_file(self, path: str, lesson: Lesson) -> str | None:
+        """The lesson file `path` points to; "" if it points to nothing, None if not a lesson."""
+        if not path:
+            return lesson.path.name
+        if path.startswith("/lessons/"):
+            return self.file_of_slug.get(path.removeprefix("/lessons/").rstrip("/"), "")
+        if path.startswith("/"):
+            return None
+        if LESSON_FILE_NAME.match(path):
+            return path if path in self.file_of_slug.values() else ""
+        if is_slug(path):
+            return self.file_of_slug.get(path, "")
+        return None if (self.workshop_dir / unquote(path)).exists() else ""
+
+    def _anchors_of(self, lesson: Lesson) -> set[str]:
+        if lesson.slug not in self._anchors:
+            self._anchors[lesson.slug] = heading_ids(lesson.body)
+        return self._anchors[lesson.slug]
+
+
+def _links_of(lesson: Lesson) -> Iterator[_Link]:
+    """Links in the lesson file (at their line) and in its tasks and questions (at the block)."""
+    text = lesson.path.read_text(encoding="utf-8")
+    yield from _links_in(parser().parse(text), line_offset=1)
+    for task in lesson.tasks:
+        for markdown in [task.instructions, task.solution or "", *task.hints]:
+            yield from _links_in(parser().parse(markdown), fixed_line=task.line)
+    for question in lesson.questions:
+        for markdown in (question.question, question.answer):
+            yield from _links_in(parser().parse(markdown), fixed_line=question.line)
+
+
+def _links_in(
+    tokens: list[Token], line_offset: int = 0, fixed_line: int | None = None
+) -> Iterator[_Link]:
+    for token in tokens:
+        if token.type != "inline" or not token.children:
+            continue
+        first_line = (token.map[0] if token.map else 0) + line_offset
+        line_breaks = 0
+        for child in token.children:
+            if child.type in ("softbreak", "hardbreak"):
+                line_breaks += 1
+            elif child.type == "link_open":
+                href = str(child.meta.get("source_href", child.attrGet("href") or ""))
+                yield _Link(href, fixed_line or first_line + line_breaks)
+
+
+def _unknown_admonitions(lesson: Lesson) -> list[ContentProblem]:
+    """`::: danger` is not an admonition; it would show up as plain text."""
+    tokens = parser().parse(lesson.path.read_text(encoding="utf-8"))
+    kinds = ", ".join(f"::: {kind}" for kind in ADMONITION_KINDS)
+    return [
+        ContentProblem(
+            lesson.path,
+            (token.map[0] + 1) if token.map else None,
+            f"'{token.content.splitlines()[0]}' is not an admonition; use {kinds}",
+        )
+        for token in tokens
+        if token.type == "inline" and token.content.startswith(":::")
+    ]
