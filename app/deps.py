@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.attendees import COOKIE_NAME, SessionCookies
 from app.config import Settings
+from app.instructor import auth as instructor_auth
 from app.lessons.schema import Workshop
 from app.models import Attendee
 
@@ -70,18 +71,16 @@ MaybeAttendeeDep = Annotated[Attendee | None, Depends(current_attendee_or_none)]
 AttendeeDep = Annotated[Attendee, Depends(current_attendee)]
 
 
-def bearer_or_cookie_token(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.cookies.get("labdeck_instructor")
-
-
 def require_instructor(request: Request, settings: SettingsDep) -> None:
-    token = bearer_or_cookie_token(request)
-    if not token:
-        raise HTTPException(401, "Instructor sign-in needed.", headers={"WWW-Authenticate": "Bearer"})
-    if not secrets.compare_digest(token, settings.instructor_secret()):
+    """Bearer token (scripts) or the signed ``labdeck_instructor`` cookie (the dashboard)."""
+    found = instructor_auth.verdict(settings, request.headers, request.cookies)
+    if found is instructor_auth.Verdict.MISSING:
+        raise HTTPException(
+            401,
+            "Instructor sign-in needed: sign in at /instructor.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if found is instructor_auth.Verdict.WRONG:
         raise HTTPException(403, "That instructor token is not right.")
 
 

@@ -62,3 +62,22 @@ class TaskProgress(SQLModel, table=True):
     last_failed_check: str | None = None
     solution_shown: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LessonSetup(SQLModel, table=True):
+    """A lesson's setup script ran in this attendee's sandbox (again when the sandbox is new)."""
+
+    attendee_id: int = Field(foreign_key="attendee.id", primary_key=True, ondelete="CASCADE")
+    lesson: str = Field(primary_key=True, max_length=64)
+    sandbox: str = Field(max_length=128)
+    exit_code: int = 0
+    output: str = ""
+    ran_at: datetime = Field(default_factory=utcnow)
+
+
+class LessonLock(SQLModel, table=True):
+    """A lesson the instructor has closed for now, to pace the class; attendees get a friendly 403."""
+
+    workshop: str = Field(primary_key=True, max_length=64)
+    lesson: str = Field(primary_key=True, max_length=64)
+    locked_at: datetime = Field(default_factory=utcnow)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import attendees
 from app.deps import CookiesDep, MaybeAttendeeDep, SessionDep, SettingsDep, WorkshopDep
+from app.instructor import live
 from app.lessons.render import render_markdown
 from app.models import Attendee
 from app.templating import render
@@ -64,6 +65,7 @@ async def join(
     except attendees.JoinRefused as refused:
         status = 403 if "code" in str(refused) else 422
         return _home(request, workshop, str(refused), status)
+    live.announce_join(request.app.state.events, attendee.id or 0)
     response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
     _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))
     return response

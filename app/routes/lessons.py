@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from app import attendees
 from app.deps import AttendeeDep, SessionDep, WorkshopDep
+from app.instructor import live, locks
 from app.lessons.render import pygments_css, render_lesson
 from app.models import Sandbox
 from app.progress import task_statuses
@@ -34,7 +35,10 @@ async def lesson_page(
     lesson = workshop.lesson(slug)  # a slug never reaches the filesystem
     if lesson is None:
         raise HTTPException(404, "There is no lesson by that name. Pick one from the lesson list.")
+    if locks.is_locked(session, workshop.slug, lesson.slug):
+        return locks.locked_page(request, attendee, workshop, lesson.slug)
     attendees.touch(session, attendee, lesson=lesson.slug)
+    live.announce_activity(request.app.state.events, attendee.id or 0, lesson.slug)
     index = workshop.lessons.index(lesson)
     context = {
         "attendee": attendee,

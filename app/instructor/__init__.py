@@ -1,0 +1,2 @@
+"""The instructor's side: the live dashboard (model and feed), raised hands, broadcasts,
+lesson locks, the export."""

@@ -1,0 +1,94 @@
+"""Live dashboard updates: one listener on the instructor topic renders each change once and
+fans the result out to every open dashboard (``WS /ws/instructor``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlmodel import Session
+from starlette.types import ASGIApp
+
+from app.events import INSTRUCTOR_TOPIC, Event, EventHub
+from app.instructor.dashboard import LiveDashboard
+from app.instructor.fragments import update_message
+
+log = logging.getLogger("labdeck.instructor")
+DASHBOARD_QUEUE = 64
+RESYNC = json.dumps({"type": "resync"})
+
+
+class DashboardFeed:
+    """Runs while at least one dashboard is open; rendering happens off the event loop."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app: Any = app
+        self._dashboards: set[asyncio.Queue[str]] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._live: LiveDashboard | None = None
+
+    @property
+    def dashboards(self) -> int:
+        return len(self._dashboards)
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[asyncio.Queue[str]]:
+        """A queue of JSON messages for one dashboard, from the moment this returns."""
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=DASHBOARD_QUEUE)
+        self._dashboards.add(queue)
+        if self._pump is None or self._pump.done():
+            self._subscribed = asyncio.Event()
+            self._live = LiveDashboard(self._app.state.workshop)  # read afresh on the first event
+            self._pump = asyncio.create_task(self._run(self._subscribed))
+        await self._subscribed.wait()
+        try:
+            yield queue
+        finally:
+            self._dashboards.discard(queue)
+            if not self._dashboards and self._pump is not None:
+                self._pump.cancel()
+                self._pump = None
+
+    async def _run(self, subscribed: asyncio.Event) -> None:
+        async with self._app.state.events.subscribe(INSTRUCTOR_TOPIC) as events:
+            subscribed.set()
+            async for event in events:
+                try:
+                    message = await asyncio.to_thread(self._render, event)
+                except Exception:  # a broken render must not end live updates for everyone
+                    log.exception("could not render a dashboard update for %r", event)
+                    continue
+                self._fan_out(message)
+
+    def _render(self, event: Event) -> str:
+        assert self._live is not None
+        with Session(self._app.state.db_engine) as session:
+            return json.dumps(update_message(session, self._live, event), default=str)
+
+    def _fan_out(self, message: str) -> None:
+        for queue in list(self._dashboards):
+            if queue.full():
+                # This dashboard fell behind: it reloads its grid instead of replaying old news.
+                while not queue.empty():
+                    queue.get_nowait()
+                message_for_it = RESYNC
+            else:
+                message_for_it = message
+            queue.put_nowait(message_for_it)
+
+
+def announce_join(events: EventHub, attendee_id: int) -> None:
+    """A new row on every dashboard."""
+    events.publish(INSTRUCTOR_TOPIC, {"type": "attendee", "attendee_id": attendee_id})
+
+
+def announce_activity(events: EventHub, attendee_id: int, lesson: str) -> None:
+    """An attendee opened a lesson: their current lesson and last activity change."""
+    events.publish(
+        INSTRUCTOR_TOPIC, {"type": "activity", "attendee_id": attendee_id, "lesson": lesson}
+    )

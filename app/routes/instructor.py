@@ -1,0 +1,322 @@
+"""The instructor's side: sign-in, the live dashboard, its actions, exports, `/api/class`; and the
+attendee's raise-hand button, which the dashboard answers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import (
+    APIRouter,
+    FastAPI,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from app.attendees import RateLimiter
+from app.deps import AttendeeDep, InstructorDep, SessionDep, SettingsDep, WorkshopDep
+from app.events import INSTRUCTOR_TOPIC
+from app.instructor import actions, auth, hands, locks
+from app.instructor.broadcasts import BroadcastBoard, EmptyBroadcast, latest_broadcast
+from app.instructor.dashboard import load_dashboard, load_rows
+from app.instructor.export import as_csv, class_json, export_rows
+from app.instructor.live import DashboardFeed
+from app.models import Attendee
+from app.templating import is_htmx, render, templates
+from app.websockets import FORBIDDEN, UNAUTHORIZED, origin_allowed
+
+router = APIRouter()
+attendee_router = APIRouter()
+
+
+def install(app: FastAPI) -> None:
+    """The routers and what they keep between requests."""
+    app.state.broadcasts = BroadcastBoard()
+    app.state.dashboard_feed = DashboardFeed(app)
+    app.state.instructor_login_limiter = RateLimiter(limit=10, window=60)
+    templates.env.globals["latest_broadcast"] = latest_broadcast
+    app.include_router(router)
+    app.include_router(attendee_router)
+
+
+def _done(request: Request, message: str, kind: str = "ok", status: int = 200) -> Response:
+    """The dashboard's fetch() gets a flash line; a plain form goes back to the dashboard."""
+    if is_htmx(request):
+        return render(
+            request,
+            "instructor/_flash.html",
+            {"message": message, "kind": kind},
+            status_code=status,
+        )
+    return RedirectResponse("/instructor", status_code=303)
+
+
+def _attendee(session: Session, workshop: WorkshopDep, attendee_id: int) -> Attendee:
+    attendee = session.get(Attendee, attendee_id)
+    if attendee is None or attendee.workshop != workshop.slug:
+        raise HTTPException(404, "There is no such attendee in this workshop.")
+    return attendee
+
+
+# -- sign-in -----------------------------------------------------------------------------------
+
+
+# The reading routes are plain `def`: FastAPI runs them in a thread, so loading a big class
+# from SQLite never holds up the event loop (and the dashboards' websockets with it).
+@router.get("/instructor", response_class=HTMLResponse)
+def dashboard(
+    request: Request, settings: SettingsDep, workshop: WorkshopDep, session: SessionDep
+) -> Response:
+    found = auth.verdict(settings, request.headers, request.cookies)
+    if found is not auth.Verdict.SIGNED_IN:
+        return render(
+            request,
+            "instructor/login.html",
+            {},
+            status_code=401 if found is auth.Verdict.MISSING else 403,
+        )
+    view = load_dashboard(session, workshop)
+    context = {
+        "dashboard": view,
+        "columns": view.columns,
+        "now": datetime.now(UTC),
+        "broadcasts": request.app.state.broadcasts.recent(),
+        "warm_pool_size": actions.warm_pool_size(request),
+    }
+    return render(request, "instructor/dashboard.html", context, block="grid")
+
+
+@router.post("/instructor/login")
+async def login(
+    request: Request, settings: SettingsDep, token: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    address = request.client.host if request.client else "unknown"
+    if not request.app.state.instructor_login_limiter.allow(address):
+        context = {"login_error": "Too many attempts from your address; wait a minute."}
+        return render(request, "instructor/login.html", context, status_code=429)
+    if not token or not auth.token_matches(settings, token.strip()):
+        context = {
+            "login_error": "That is not the instructor token. Copy it from the ./labdeck up output."
+        }
+        return render(request, "instructor/login.html", context, status_code=403)
+    response = RedirectResponse("/instructor", status_code=303)
+    response.set_cookie(
+        auth.INSTRUCTOR_COOKIE,
+        auth.signed_marker(settings),
+        max_age=auth.INSTRUCTOR_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=(settings.public_url or "").startswith("https://"),
+    )
+    return response
+
+
+@router.post("/instructor/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/instructor", status_code=303)
+    response.delete_cookie(auth.INSTRUCTOR_COOKIE, httponly=True, samesite="strict")
+    return response
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@router.get("/api/class")
+def api_class(_: InstructorDep, workshop: WorkshopDep, session: SessionDep) -> dict[str, Any]:
+    return class_json(workshop, load_rows(session, workshop))
+
+
+@router.get("/instructor/export.csv")
+def export_csv(_: InstructorDep, workshop: WorkshopDep, session: SessionDep) -> Response:
+    body = as_csv(export_rows(load_rows(session, workshop)))
+    headers = {"Content-Disposition": f'attachment; filename="{workshop.slug}-progress.csv"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/instructor/export.json")
+def export_json(_: InstructorDep, workshop: WorkshopDep, session: SessionDep) -> JSONResponse:
+    return JSONResponse(export_rows(load_rows(session, workshop)))
+
+
+@router.get("/instructor/attendees/{attendee_id}/terminal", response_class=HTMLResponse)
+def terminal_viewer(
+    attendee_id: int,
+    request: Request,
+    _: InstructorDep,
+    workshop: WorkshopDep,
+    session: SessionDep,
+    mode: Annotated[Literal["read", "write"], Query()] = "read",
+) -> HTMLResponse:
+    attendee = _attendee(session, workshop, attendee_id)
+    context = {
+        "watched": attendee,
+        "mode": mode,
+        "socket_path": f"/ws/instructor/terminal/{attendee_id}?mode={mode}",
+    }
+    return render(request, "instructor/terminal.html", context)
+
+
+# -- actions -----------------------------------------------------------------------------------
+
+
+@router.post("/instructor/attendees/{attendee_id}/reset")
+async def reset_sandbox(
+    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+) -> Response:
+    attendee = _attendee(session, workshop, attendee_id)
+    await actions.sandbox_control(request).reset(attendee_id)
+    return _done(request, f"Resetting the sandbox of {attendee.name}.")
+
+
+@router.post("/instructor/attendees/{attendee_id}/stop")
+async def stop_sandbox(
+    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+) -> Response:
+    attendee = _attendee(session, workshop, attendee_id)
+    await actions.sandbox_control(request).stop(attendee_id)
+    return _done(
+        request, f"Stopped the sandbox of {attendee.name}; it starts again when they use it."
+    )
+
+
+@router.post("/instructor/attendees/{attendee_id}/hand/clear")
+async def clear_hand(
+    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+) -> Response:
+    attendee = _attendee(session, workshop, attendee_id)
+    if hands.set_hand(session, attendee, raised=False):
+        hands.announce(request.app.state.events, attendee_id, raised=False)
+    return _done(request, f"Cleared the hand of {attendee.name}.")
+
+
+@router.post("/instructor/broadcast")
+async def broadcast(
+    request: Request, _: InstructorDep, message: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    try:
+        sent = request.app.state.broadcasts.send(request.app.state.events, message)
+    except EmptyBroadcast as empty:
+        return _done(request, str(empty), kind="error", status=422)
+    return _done(request, f"Sent to every attendee page: {sent.text}")
+
+
+@router.post("/instructor/warm-pool")
+async def set_warm_pool(
+    request: Request, _: InstructorDep, size: Annotated[int, Form(ge=0, le=200)]
+) -> Response:
+    actions.sandbox_control(request).set_warm_pool_size(size)
+    return _done(request, f"The warm pool now keeps {size} sandbox(es) ready.")
+
+
+@router.post("/instructor/lessons/{slug}/{change}")
+async def lock_lesson(
+    slug: str,
+    change: Literal["lock", "unlock"],
+    request: Request,
+    _: InstructorDep,
+    workshop: WorkshopDep,
+    session: SessionDep,
+) -> Response:
+    try:
+        locks.set_locked(session, workshop, slug, locked=change == "lock")
+    except locks.UnknownLesson as unknown:
+        raise HTTPException(404, str(unknown)) from None
+    events = request.app.state.events
+    locks.announce(events, locks.locked_slugs(session, workshop.slug))
+    events.publish(INSTRUCTOR_TOPIC, {"type": "locks", "lesson": slug, "locked": change == "lock"})
+    lesson = workshop.lesson(slug)
+    title = lesson.title if lesson else slug
+    return _done(request, f"“{title}” is {'locked' if change == 'lock' else 'open'}.")
+
+
+@router.post("/instructor/end")
+async def end(request: Request, _: InstructorDep, confirm: Annotated[str, Form()] = "") -> Response:
+    if confirm != "end":
+        return _done(
+            request,
+            "Nothing ended: confirm with the End workshop button.",
+            kind="error",
+            status=422,
+        )
+    state = request.app.state
+    removed = await actions.end_workshop(
+        actions.sandbox_control(request), state.events, state.broadcasts
+    )
+    return _done(request, f"The workshop has ended: {removed} sandbox(es) removed, progress kept.")
+
+
+# -- live updates ------------------------------------------------------------------------------
+
+
+@router.websocket("/ws/instructor")
+async def live_updates(websocket: WebSocket) -> None:
+    state = websocket.app.state
+    # Accept first, check next: a refusal then reaches the page as a close code it can act on
+    # (4401: sign in again), as on the terminal's sockets. Nothing is sent before the checks.
+    await websocket.accept()
+    if not origin_allowed(websocket, state.settings.public_url):
+        await websocket.close(code=FORBIDDEN, reason="foreign origin")
+        return
+    found = auth.verdict(state.settings, websocket.headers, websocket.cookies)
+    if found is not auth.Verdict.SIGNED_IN:
+        code = UNAUTHORIZED if found is auth.Verdict.MISSING else FORBIDDEN
+        await websocket.close(code=code, reason="instructor sign-in needed")
+        return
+    feed: DashboardFeed = state.dashboard_feed
+    async with feed.listen() as updates:
+        sender = asyncio.create_task(_forward(websocket, updates))
+        try:
+            while True:  # the dashboard sends nothing we need; reading notices the disconnect
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+
+
+async def _forward(websocket: WebSocket, updates: asyncio.Queue[str]) -> None:
+    while True:
+        await websocket.send_text(await updates.get())
+
+
+# -- the attendee's raised hand ----------------------------------------------------------------
+
+
+@attendee_router.get("/hand", response_class=HTMLResponse)
+async def hand_button(request: Request, attendee: AttendeeDep) -> HTMLResponse:
+    return render(request, "_partials/hand_button.html", {"attendee": attendee})
+
+
+@attendee_router.post("/hand")
+async def raise_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
+    return _set_hand(request, attendee, session, raised=True)
+
+
+@attendee_router.post("/hand/lower")
+async def lower_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
+    return _set_hand(request, attendee, session, raised=False)
+
+
+def _set_hand(request: Request, attendee: Attendee, session: Session, raised: bool) -> Response:
+    if hands.set_hand(session, attendee, raised) and attendee.id is not None:
+        hands.announce(request.app.state.events, attendee.id, raised)
+    if is_htmx(request):
+        return render(request, "_partials/hand_button.html", {"attendee": attendee})
+    return RedirectResponse(_same_site_referer(request) or "/lessons", status_code=303)
+
+
+def _same_site_referer(request: Request) -> str | None:
+    """Back to the page the button was on, never to another site."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    path = "/" + referer.path.lstrip("/")  # "//evil.example" would leave the site
+    return f"{path}?{referer.query}" if referer.query else path

@@ -1,0 +1,99 @@
+// Attendee pages: one connection to /ws/events for the page. It shows the instructor's
+// broadcasts, keeps the raise-hand button in step when the instructor clears it, and reloads a
+// locked-lesson page when the lesson opens. Other scripts can listen too:
+//   window.labdeckEvents.on("sandbox", (event) => ...)   or   document "labdeck:sandbox" events.
+(function () {
+  "use strict";
+
+  const UNAUTHORIZED = 4401;
+  const DISMISSED = "labdeck-dismissed-broadcast";
+  const listeners = {};
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // Page scripts that POST with fetch() (not htmx) carry the CSRF token too (app/csrf.py).
+  const plainFetch = window.fetch.bind(window);
+  window.fetch = function (resource, init) {
+    const options = Object.assign({}, init || {});
+    const method = (options.method || (resource instanceof Request ? resource.method : "GET")).toUpperCase();
+    const url = new URL(resource instanceof Request ? resource.url : String(resource), location.href);
+    if (url.origin === location.origin && !["GET", "HEAD", "OPTIONS"].includes(method)) {
+      const headers = new Headers(options.headers || (resource instanceof Request ? resource.headers : undefined));
+      if (!headers.has("X-CSRF-Token")) headers.set("X-CSRF-Token", csrfToken());
+      options.headers = headers;
+    }
+    return plainFetch(resource, options);
+  };
+
+  function showBroadcast(event) {
+    const box = document.getElementById("broadcast");
+    if (!box || !event.html) return;
+    box.innerHTML = event.html;  // rendered and escaped by the server (_partials/broadcast.html)
+  }
+
+  function hideDismissedBroadcast() {
+    const shown = document.querySelector("#broadcast .broadcast-message");
+    if (shown && sessionStorage.getItem(DISMISSED) === shown.dataset.id) shown.remove();
+  }
+
+  function refreshHand() {
+    const hand = document.getElementById("hand");
+    if (!hand) return;
+    fetch("/hand", { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.text() : null))
+      .then((html) => {
+        if (!html) return;
+        const template = document.createElement("template");
+        template.innerHTML = html.trim();
+        const fresh = template.content.firstElementChild;
+        hand.replaceWith(fresh);
+        if (window.htmx) window.htmx.process(fresh);
+      })
+      .catch(() => {});
+  }
+
+  function reloadWhenLessonOpens(event) {
+    const page = document.querySelector("[data-locked-lesson]");
+    if (page && !(event.locked || []).includes(page.dataset.lockedLesson)) location.reload();
+  }
+
+  function dispatch(event) {
+    (listeners[event.type] || []).forEach((listener) => listener(event));
+    document.dispatchEvent(new CustomEvent("labdeck:" + event.type, { detail: event }));
+  }
+
+  window.labdeckEvents = {
+    on(type, listener) { (listeners[type] = listeners[type] || []).push(listener); },
+  };
+  window.labdeckEvents.on("broadcast", showBroadcast);
+  window.labdeckEvents.on("hand", refreshHand);
+  window.labdeckEvents.on("lessons", reloadWhenLessonOpens);
+
+  function connect(delay) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/ws/events");
+    socket.addEventListener("open", () => { delay = 1000; });
+    socket.addEventListener("message", (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch (_) { return; }
+      if (event && typeof event.type === "string") dispatch(event);
+    });
+    socket.addEventListener("close", (closed) => {
+      if (closed.code === UNAUTHORIZED) return;
+      setTimeout(() => connect(Math.min(delay * 2, 15000)), delay);
+    });
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".broadcast-dismiss");
+    if (!button) return;
+    const message = button.closest(".broadcast-message");
+    if (message) { sessionStorage.setItem(DISMISSED, message.dataset.id); message.remove(); }
+  });
+
+  hideDismissedBroadcast();
+  connect(1000);
+})();

@@ -1,0 +1,100 @@
+"""The terminal in Debian's Chromium: join, open a lesson, type into xterm.js, read the rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.routes.test_terminal import Portal, docker_portal
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+__all__ = ["docker_portal"]  # the module-scoped portal over real sandboxes
+
+ROWS = "#terminal .xterm-rows"
+
+
+def joined_lesson_page(browser: Any, portal: Portal, name: str) -> Any:
+    page = browser.new_page()
+    page.goto(portal.url + "/")
+    page.fill("#name", name)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/lessons/*")
+    return page
+
+
+def type_into_terminal(page: Any, text: str) -> None:
+    page.click("#terminal")
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def wait_for_rows(page: Any, text: str, timeout: float = 60_000) -> None:
+    page.wait_for_function(
+        "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
+        arg=[ROWS, text],
+        timeout=timeout,
+    )
+
+
+def test_typing_in_the_page_terminal_runs_the_command_in_the_sandbox(
+    browser: Any, docker_portal: Portal
+) -> None:
+    page = joined_lesson_page(browser, docker_portal, "Browser Tester")
+    try:
+        wait_for_rows(page, "$ ", timeout=180_000)  # the sandbox is made on first visit
+        type_into_terminal(page, "echo browser-$((6*7))")
+        wait_for_rows(page, "browser-42")
+        assert page.locator(".terminal-status").is_hidden()
+    finally:
+        page.close()
+
+
+def test_run_buttons_a_dropped_connection_and_the_hint(browser: Any, docker_portal: Portal) -> None:
+    page = joined_lesson_page(browser, docker_portal, "Browser Runner")
+    try:
+        assert page.locator(".terminal-hint").is_visible()  # copy/paste hint, first visit only
+        wait_for_rows(page, "$ ", timeout=180_000)
+        page.evaluate("window.labdeckTerminal.run('LD_KEEP=run-$((5+5)); echo $LD_KEEP')")
+        wait_for_rows(page, "run-10")
+        # A network drop: the socket dies, the page says so, reconnects, and the shell is the same.
+        page.evaluate("window.labdeckTerminalSession.socket.close()")
+        page.locator(".terminal-status").wait_for(state="visible", timeout=5_000)
+        page.locator(".terminal-status").wait_for(state="hidden", timeout=30_000)
+        type_into_terminal(page, "echo again-$LD_KEEP")
+        wait_for_rows(page, "again-run-10")
+        page.reload()
+        wait_for_rows(page, "again-run-10", timeout=30_000)  # scrollback comes back too
+        assert page.locator(".terminal-hint").count() == 0
+    finally:
+        page.close()
+
+
+def test_copy_and_paste_with_ctrl_shift_c_and_v(browser: Any, docker_portal: Portal) -> None:
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        page.goto(docker_portal.url + "/")
+        page.fill("#name", "Browser Paster")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/lessons/*")
+        wait_for_rows(page, "$ ", timeout=180_000)
+        type_into_terminal(page, "echo copy-$((20+1))")
+        wait_for_rows(page, "copy-21")
+        page.evaluate("window.labdeckTerminalSession.term.selectAll()")
+        page.keyboard.press("Control+Shift+C")
+        copied = ""
+        for _ in range(50):  # the clipboard write is a promise of its own
+            copied = page.evaluate("navigator.clipboard.readText()")
+            if "copy-21" in copied:
+                break
+            page.wait_for_timeout(100)
+        assert "copy-21" in copied
+        page.evaluate("navigator.clipboard.writeText('echo pasted-$((1+2))')")
+        page.click("#terminal")
+        page.keyboard.press("Control+Shift+V")
+        page.keyboard.press("Enter")
+        wait_for_rows(page, "pasted-3")
+    finally:
+        context.close()
