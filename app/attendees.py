@@ -47,8 +47,12 @@ def unique_name(session: Session, workshop: str, name: str) -> str:
 
 
 def check_join_code(expected: str | None, given: str | None) -> None:
-    if expected and not secrets.compare_digest(expected.strip().lower(), (given or "").strip().lower()):
-        raise JoinRefused("That join code is not right. Ask the instructor for the code on the screen.")
+    if expected and not secrets.compare_digest(
+        expected.strip().lower(), (given or "").strip().lower()
+    ):
+        raise JoinRefused(
+            "That join code is not right. Ask the instructor for the code on the screen."
+        )
 
 
 def create_attendee(session: Session, workshop: str, raw_name: str) -> Attendee:

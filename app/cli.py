@@ -12,7 +12,9 @@ from app import db
 from app.config import Settings
 
 console = Console()
-cli = typer.Typer(help="LabDeck: hands-on Docker workshops with a sandbox per attendee.", no_args_is_help=True)
+cli = typer.Typer(
+    help="LabDeck: hands-on Docker workshops with a sandbox per attendee.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The SQLite database.", no_args_is_help=True)
 cli.add_typer(db_app, name="db")
 
@@ -57,7 +59,9 @@ def serve(
     token = settings.instructor_secret()
     shown_host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     console.print(f"[bold green]LabDeck serving[/] at http://{shown_host}:{port}/")
-    console.print(f"Instructor dashboard: http://{shown_host}:{port}/instructor  token: [bold]{token}[/]")
+    console.print(
+        f"Instructor dashboard: http://{shown_host}:{port}/instructor  token: [bold]{token}[/]"
+    )
     if host == "127.0.0.1":
         console.print("[dim]Only this machine can connect; for a class use --host 0.0.0.0[/]")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)

@@ -84,18 +84,24 @@ class Settings(BaseSettings):
         description="How sandboxes get the rights an inner Docker engine needs: `auto` tries sysbox, privileged, then caps.",
     )
     sandbox_image: str = Field(
-        "labdeck/sandbox:latest", description="Image every sandbox runs (built by `labdeck images build`)."
+        "labdeck/sandbox:latest",
+        description="Image every sandbox runs (built by `labdeck images build`).",
     )
-    sandbox_memory: str = Field("1g", description="Memory limit per sandbox (Docker notation, e.g. 1g).")
+    sandbox_memory: str = Field(
+        "1g", description="Memory limit per sandbox (Docker notation, e.g. 1g)."
+    )
     sandbox_cpus: float = Field(1.0, gt=0, description="CPU limit per sandbox, in cores.")
-    sandbox_pids: int = Field(1024, ge=64, description="Process limit per sandbox (contains fork bombs).")
+    sandbox_pids: int = Field(
+        1024, ge=64, description="Process limit per sandbox (contains fork bombs)."
+    )
     sandbox_log_size: str = Field("10m", description="Largest container log kept per sandbox.")
     sandbox_disk_quota: str | None = Field(
         None,
         description="Disk quota per sandbox where the storage driver supports one (overlay2 on xfs with pquota).",
     )
     sandbox_egress: Literal["allow", "none"] = Field(
-        "allow", description="`none` cuts sandboxes off from every network but the workshop registry."
+        "allow",
+        description="`none` cuts sandboxes off from every network but the workshop registry.",
     )
     sandbox_idle_stop: Duration = Field(
         1800, description="Stop a sandbox after this much inactivity (seconds, or 30m, 8h ...)."
@@ -103,10 +109,16 @@ class Settings(BaseSettings):
     sandbox_max_age: Duration = Field(
         8 * 3600, description="Remove a sandbox this long after it was created."
     )
-    warm_pool_size: int = Field(2, ge=0, le=200, description="Ready, unassigned sandboxes kept per workshop.")
-    spawn_workers: int = Field(4, ge=1, le=64, description="Sandboxes created at the same time at most.")
+    warm_pool_size: int = Field(
+        2, ge=0, le=200, description="Ready, unassigned sandboxes kept per workshop."
+    )
+    spawn_workers: int = Field(
+        4, ge=1, le=64, description="Sandboxes created at the same time at most."
+    )
     registry_port: int = Field(
-        5055, ge=1, le=65535,
+        5055,
+        ge=1,
+        le=65535,
         description="Host port of the workshop registry (bound to loopback and the sandbox network's gateway only).",
     )
     registry_proxy_remoteurl: str | None = Field(
@@ -114,7 +126,8 @@ class Settings(BaseSettings):
         description="Run the workshop registry as a pull-through cache of this upstream (e.g. https://registry-1.docker.io).",
     )
     images_mode: Literal["auto", "offline", "online"] = Field(
-        "auto", description="Build images from official bases (`online`) or a debootstrap base (`offline`)."
+        "auto",
+        description="Build images from official bases (`online`) or a debootstrap base (`offline`).",
     )
 
     @model_validator(mode="after")
@@ -124,9 +137,13 @@ class Settings(BaseSettings):
         for name in ("instructor_token", "secret_key"):
             value = getattr(self, name)
             if value is None or value.get_secret_value().strip().lower() in _WELL_KNOWN_SECRETS:
-                raise ValueError(f"LABDECK_{name.upper()} must be set to a strong secret in production")
+                raise ValueError(
+                    f"LABDECK_{name.upper()} must be set to a strong secret in production"
+                )
             if len(value.get_secret_value()) < 16:
-                raise ValueError(f"LABDECK_{name.upper()} must be at least 16 characters in production")
+                raise ValueError(
+                    f"LABDECK_{name.upper()} must be at least 16 characters in production"
+                )
         return self
 
     @cached_property

@@ -41,9 +41,13 @@ def check_runtime(settings: Settings) -> Finding:
     except EngineUnavailable:
         return Finding("sandbox runtime", False, "engine down", "Start the engine first.")
     ok, detail = describe_runtime(client, settings)
-    fix = "" if ok else (
-        "No profile can run an inner Docker engine here. Install sysbox, or run on a host where "
-        "containers may get CAP_SYS_ADMIN; see the README's troubleshooting."
+    fix = (
+        ""
+        if ok
+        else (
+            "No profile can run an inner Docker engine here. Install sysbox, or run on a host where "
+            "containers may get CAP_SYS_ADMIN; see the README's troubleshooting."
+        )
     )
     return Finding("sandbox runtime", ok, detail, fix)
 
@@ -58,8 +62,12 @@ def check_images(settings: Settings) -> Finding:
     statuses = image_status(client)
     stale = [s.tag for s in statuses if not (s.present and s.up_to_date)]
     if stale:
-        return Finding("images", False, "missing or outdated: " + ", ".join(stale),
-                       "Build them with `./labdeck images build` (offline: about 3 minutes).")
+        return Finding(
+            "images",
+            False,
+            "missing or outdated: " + ", ".join(stale),
+            "Build them with `./labdeck images build` (offline: about 3 minutes).",
+        )
     return Finding("images", True, f"{len(statuses)} images up to date")
 
 
@@ -74,8 +82,12 @@ def check_database(settings: Settings) -> Finding:
         engine.dispose()
     head = db.head_revision(path)
     if revision != head:
-        return Finding("database", False, f"at revision {revision}, code expects {head}",
-                       "Run `./labdeck db upgrade` (a backup is made first).")
+        return Finding(
+            "database",
+            False,
+            f"at revision {revision}, code expects {head}",
+            "Run `./labdeck db upgrade` (a backup is made first).",
+        )
     return Finding("database", True, f"{path} at revision {head}")
 
 
@@ -84,10 +96,16 @@ def check_disk(settings: Settings, docker_root: Path = Path("/var/lib/docker")) 
     places = [settings.data_dir] + ([docker_root] if docker_root.exists() else [])
     lowest = min((shutil.disk_usage(p).free / 1e9, str(p)) for p in places)
     if lowest[0] < MIN_FREE_GB:
-        return Finding("disk", False, f"{lowest[0]:.1f} GB free under {lowest[1]}",
-                       f"Free at least {MIN_FREE_GB:.0f} GB: `./labdeck sandboxes prune`, "
-                       "`docker image prune`, or move LABDECK_DATA_DIR.")
-    return Finding("disk", True, f"{lowest[0]:.0f} GB free (lowest of {', '.join(map(str, places))})")
+        return Finding(
+            "disk",
+            False,
+            f"{lowest[0]:.1f} GB free under {lowest[1]}",
+            f"Free at least {MIN_FREE_GB:.0f} GB: `./labdeck sandboxes prune`, "
+            "`docker image prune`, or move LABDECK_DATA_DIR.",
+        )
+    return Finding(
+        "disk", True, f"{lowest[0]:.0f} GB free (lowest of {', '.join(map(str, places))})"
+    )
 
 
 def check_content(settings: Settings) -> Finding:
@@ -96,12 +114,20 @@ def check_content(settings: Settings) -> Finding:
 
     workshops = find_workshops(settings.content_dir)
     if not workshops:
-        return Finding("content", False, f"no workshop under {settings.content_dir}",
-                       "Add one (see content/README.md) or set LABDECK_CONTENT_DIR.")
+        return Finding(
+            "content",
+            False,
+            f"no workshop under {settings.content_dir}",
+            "Add one (see content/README.md) or set LABDECK_CONTENT_DIR.",
+        )
     problems = [p for path in workshops for p in check_workshop(path)]
     if problems:
-        return Finding("content", False, f"{len(problems)} problems, first: {problems[0]}",
-                       "Run `./labdeck content check` for the full list.")
+        return Finding(
+            "content",
+            False,
+            f"{len(problems)} problems, first: {problems[0]}",
+            "Run `./labdeck content check` for the full list.",
+        )
     return Finding("content", True, f"{len(workshops)} workshop(s) valid")
 
 
@@ -120,5 +146,7 @@ def run_doctor(settings: Settings) -> list[Finding]:
             findings.append(check())
         except Exception as error:  # a doctor reports, it does not crash
             name = getattr(check, "__name__", "check").removeprefix("check_")
-            findings.append(Finding(name, False, f"{error.__class__.__name__}: {error}", "See the log above."))
+            findings.append(
+                Finding(name, False, f"{error.__class__.__name__}: {error}", "See the log above.")
+            )
     return findings

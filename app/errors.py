@@ -35,7 +35,10 @@ def error_response(request: Request, status: int, detail: str) -> Response:
         return JSONResponse({"error": detail, "status": status}, status_code=status)
     title = _TITLES.get(status, "Something went wrong")
     return render(
-        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
+        request,
+        "error.html",
+        {"status": status, "title": title, "detail": detail},
+        status_code=status,
     )
 
 

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import db
+from app.attendees import RateLimiter, SessionCookies
 from app.config import Settings, get_settings
+from app.csrf import install_csrf
 from app.engine import Engine
 from app.errors import install_error_handlers
-from app.attendees import RateLimiter, SessionCookies
 from app.events import EventHub
-from app.csrf import install_csrf
 from app.routes import events, health, instructor, join, lessons
 from app.templating import STATIC_DIR
 from app.workshops import select_workshop

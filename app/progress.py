@@ -22,4 +22,3 @@ def task_statuses(session: Session, workshop: Workshop, attendee_id: int) -> dic
     rows = session.exec(select(TaskProgress).where(TaskProgress.attendee_id == attendee_id)).all()
     by_task = {row.task_id: row for row in rows}
     return {task.id: status_of(by_task.get(task.id)) for task in workshop.all_tasks()}
-

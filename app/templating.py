@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -35,7 +35,7 @@ def render(
     context = dict(context or {})
     context.setdefault("workshop", getattr(request.app.state, "workshop", None))
     block_name = block if block and is_htmx(request) else None
-    response: HTMLResponse = templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, name, context, status_code=status_code, block_name=block_name
     )
-    return response
+    return cast(HTMLResponse, response)

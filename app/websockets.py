@@ -31,7 +31,9 @@ def origin_allowed(websocket: WebSocket, public_url: str | None) -> bool:
     return origin_host in allowed
 
 
-def websocket_attendee(websocket: WebSocket, session: Session, workshop_slug: str) -> Attendee | None:
+def websocket_attendee(
+    websocket: WebSocket, session: Session, workshop_slug: str
+) -> Attendee | None:
     cookies: SessionCookies = websocket.app.state.cookies
     found = cookies.load(websocket.cookies.get(COOKIE_NAME))
     if found is None:

@@ -11,7 +11,9 @@ def test_upgrade_downgrade_upgrade_on_a_real_file(tmp_path: Path) -> None:
     path = tmp_path / "labdeck.db"
     assert db.upgrade(path) is True
     engine = db.make_engine(path)
-    assert {"attendee", "sandbox", "attempt", "taskprogress"} <= set(inspect(engine).get_table_names())
+    assert {"attendee", "sandbox", "attempt", "taskprogress"} <= set(
+        inspect(engine).get_table_names()
+    )
     engine.dispose()
 
     db.downgrade(path, "base")

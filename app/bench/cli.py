@@ -10,7 +10,9 @@ from typing import Any
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks that write JSON (medians, p95/p99, ratios).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that write JSON (medians, p95/p99, ratios).", no_args_is_help=True
+)
 BENCHMARKS = ("spawn", "terminal", "checks", "dashboard")
 
 

@@ -18,7 +18,9 @@ router = APIRouter()
 COOKIE_MAX_AGE = 14 * 24 * 3600
 
 
-def _login(response: Response, cookies: attendees.SessionCookies, attendee: Attendee, secure: bool) -> None:
+def _login(
+    response: Response, cookies: attendees.SessionCookies, attendee: Attendee, secure: bool
+) -> None:
     response.set_cookie(
         attendees.COOKIE_NAME,
         cookies.dump(attendee),
@@ -41,8 +43,11 @@ def _home(request: Request, workshop: WorkshopDep, error: str | None, status: in
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, workshop: WorkshopDep, attendee: MaybeAttendeeDep) -> Response:
     if attendee is not None:
-        return RedirectResponse(attendee.current_lesson and f"/lessons/{attendee.current_lesson}"
-                                or _first_lesson_url(workshop), status_code=303)
+        return RedirectResponse(
+            (attendee.current_lesson and f"/lessons/{attendee.current_lesson}")
+            or _first_lesson_url(workshop),
+            status_code=303,
+        )
     return _home(request, workshop, None, 200)
 
 

@@ -69,11 +69,17 @@ async def api_workshop(workshop: WorkshopDep, attendee: AttendeeDep) -> dict[str
 
 
 @router.get("/api/me")
-async def api_me(workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep) -> dict[str, Any]:
+async def api_me(
+    workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep
+) -> dict[str, Any]:
     sandbox = session.exec(select(Sandbox).where(Sandbox.attendee_id == attendee.id)).first()
     sandbox_view: dict[str, Any] = {"state": "queued"}
     if sandbox is not None:
-        sandbox_view = {"state": sandbox.state, "name": sandbox.container_name, "message": sandbox.message}
+        sandbox_view = {
+            "state": sandbox.state,
+            "name": sandbox.container_name,
+            "message": sandbox.message,
+        }
     return {
         "name": attendee.name,
         "workshop": workshop.slug,
@@ -86,4 +92,6 @@ async def api_me(workshop: WorkshopDep, attendee: AttendeeDep, session: SessionD
 
 @router.get("/assets/pygments.css")
 async def highlight_css() -> Response:
-    return Response(pygments_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+    return Response(
+        pygments_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"}
+    )

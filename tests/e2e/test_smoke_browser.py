@@ -9,7 +9,9 @@ from tests.e2e.conftest import LiveServer
 pytestmark = pytest.mark.browser
 
 
-def test_home_page_loads_and_joining_opens_the_first_lesson(browser: Any, live_server: LiveServer) -> None:
+def test_home_page_loads_and_joining_opens_the_first_lesson(
+    browser: Any, live_server: LiveServer
+) -> None:
     page = browser.new_page()
     try:
         page.goto(live_server.url + "/")

@@ -11,7 +11,9 @@ def join(client: TestClient, name: str) -> str:
     return response.headers["location"]
 
 
-def test_join_sets_a_signed_httponly_cookie_and_redirects_to_first_lesson(client: TestClient) -> None:
+def test_join_sets_a_signed_httponly_cookie_and_redirects_to_first_lesson(
+    client: TestClient,
+) -> None:
     response = client.post("/join", data={"name": "Ada"}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/lessons/first-container"
@@ -67,7 +69,9 @@ def test_wrong_resume_key_leads_home(client: TestClient) -> None:
 
 
 def test_joins_are_rate_limited_per_address(client: TestClient) -> None:
-    statuses = [client.post("/join", data={"name": f"n{i}"}, follow_redirects=False).status_code
-                for i in range(25)]
+    statuses = [
+        client.post("/join", data={"name": f"n{i}"}, follow_redirects=False).status_code
+        for i in range(25)
+    ]
     assert statuses[:20] == [303] * 20
     assert statuses[-1] == 429

@@ -8,7 +8,10 @@ from tests.routes.test_join import join
 def test_lesson_pages_need_an_attendee(client: TestClient) -> None:
     assert client.get("/lessons/first-container").status_code == 401
     assert client.get("/api/workshop").status_code == 401
-    assert client.get("/api/me").json() == {"error": "Join the workshop on the start page first.", "status": 401}
+    assert client.get("/api/me").json() == {
+        "error": "Join the workshop on the start page first.",
+        "status": 401,
+    }
 
 
 def test_api_workshop_lists_lessons_and_tasks_in_order(client: TestClient) -> None:
