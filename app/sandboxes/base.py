@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+# ``exec`` keeps this much of a command's output: the end, where the errors are.
+OUTPUT_LIMIT = 64 * 1024
+
 
 class SandboxState(enum.StrEnum):
     """What a sandbox is doing. The first four are what ``/api/me`` reports while one is made."""
@@ -76,6 +79,24 @@ class SandboxStats:
     pids: int
 
 
+class ExecStream(Protocol):
+    """A command's output while it runs: ``async for chunk in stream``, then ``stream.result``.
+
+    Errors (``SandboxGone`` when the sandbox does not run) surface from the iteration."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    @property
+    def result(self) -> ExecResult:
+        """Exit code, ``timed_out`` and the last ``OUTPUT_LIMIT`` bytes of output. Raises
+        ``RuntimeError`` until the iteration has ended."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading early. The command inside ends at its timeout at the latest."""
+        ...
+
+
 class Tty(Protocol):
     """A bidirectional terminal stream into a sandbox."""
 
@@ -136,7 +157,14 @@ class SandboxBackend(Protocol):
         self, name: str, command: str, *, user: str = "learner", timeout: float = 15
     ) -> ExecResult:
         """Run ``bash -lc command`` inside, in the user's home; kill it at ``timeout`` and return
-        ``timed_out=True``. Raises ``SandboxGone`` when the sandbox does not run."""
+        ``timed_out=True``. ``output`` keeps the last ``OUTPUT_LIMIT`` bytes. Raises
+        ``SandboxGone`` when the sandbox does not run."""
+        ...
+
+    def exec_stream(
+        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
+    ) -> ExecStream:
+        """``exec``, handing out the output as it comes (for progress the attendee can watch)."""
         ...
 
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:

@@ -1,0 +1,265 @@
+"""`labdeck bench checks`: how long a three-check task takes, alone and with 20 attendees at once.
+
+Real sandboxes on the local engine (their own network, workshop registry and instance name, all
+removed afterwards); the measured path is the one the Check button takes: ready_sandbox, the
+lesson setup (already done), three execs, storing the attempt and publishing the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from docker.errors import APIError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app import db
+from app.bench.cli import emit, summarize
+from app.checks.service import CheckService
+from app.config import Settings
+from app.engine import docker_client
+from app.events import EventHub
+from app.lessons.schema import Check, Lesson, Task, Workshop
+from app.models import Attendee
+from app.sandboxes.docker_backend import DockerBackend
+from app.sandboxes.naming import registry_name, registry_volume_name
+from app.sandboxes.network import teardown_network
+from app.sandboxes.service import (
+    SandboxService,
+    ServiceConfig,
+    prepare_docker,
+    workshop_images,
+)
+
+TARGET_P50_ALONE_SECONDS = 0.25
+TARGET_P95_CROWD_SECONDS = 1.5
+# Three checks of the kinds lessons use: an image lookup, a filtered container list, an inspect
+# piped through a parser. The sandbox is prepared so that all three pass.
+PREPARE = (
+    "docker pull -q busybox >/dev/null && docker run --name greeter busybox echo hi >/dev/null"
+)
+THREE_CHECKS = [
+    Check(name="busybox is stored", run="docker image inspect busybox >/dev/null", message="-"),
+    Check(
+        name="a busybox container ran",
+        run="docker ps -a --filter ancestor=busybox -q | grep -q .",
+        message="-",
+    ),
+    Check(
+        name="greeter printed hi",
+        run="docker logs greeter 2>&1 | grep -q hi",
+        message="-",
+    ),
+]
+
+
+@dataclass
+class Lab:
+    """Real sandboxes for one throw-away LabDeck instance: what proofs and benchmarks use."""
+
+    sandboxes: SandboxService
+    checks: CheckService
+    events: EventHub
+    db_engine: Engine
+    workshop: str
+
+    def add_attendee(self, name: str) -> int:
+        with Session(self.db_engine) as session:
+            attendee = Attendee(workshop=self.workshop, name=name, resume_key=secrets.token_hex(8))
+            session.add(attendee)
+            session.commit()
+            assert attendee.id is not None
+            return attendee.id
+
+    async def sandbox_for(self, attendee_id: int, timeout: float = 300) -> str:
+        return await self.sandboxes.ready_sandbox(attendee_id, timeout=timeout)
+
+
+@asynccontextmanager
+async def real_lab(
+    settings: Settings, workshop: Workshop, labels: dict[str, str] | None = None
+) -> AsyncIterator[Lab]:
+    """A sandbox service on the Docker engine with its own network and seeded registry; every
+    container, volume and network it made is removed on the way out, even after a failure."""
+    labels = labels or {}
+    db.upgrade(settings.database_path)
+    db_engine = db.make_engine(settings.database_path)
+    events = EventHub()
+    config = ServiceConfig.from_settings(settings, workshop, warm_pool_size=0, labels=labels)
+    sandboxes = SandboxService(db_engine, events, config)
+    checks = CheckService(sandboxes, events, db_engine, ready_timeout=120)
+    backend: DockerBackend | None = None
+    try:
+        backend, registry = await asyncio.to_thread(prepare_docker, settings, labels)
+        await asyncio.to_thread(registry.ensure_running)
+        await asyncio.to_thread(registry.seed, workshop_images(workshop))
+        await sandboxes.start(backend)
+        yield Lab(sandboxes, checks, events, db_engine, workshop.slug)
+    finally:
+        await checks.close()
+        if sandboxes.connected:
+            await sandboxes.prune(everything=True)
+        await sandboxes.close()
+        if backend is not None:
+            await backend.aclose()
+        await asyncio.to_thread(_remove_infrastructure, settings, labels)
+        db_engine.dispose()
+
+
+def _remove_infrastructure(settings: Settings, labels: dict[str, str]) -> None:
+    """The instance's registry (with its data) and network; missing ones count as removed."""
+    client = docker_client()
+    try:
+        for remove in (
+            lambda: client.api.remove_container(
+                registry_name(settings.instance), force=True, v=True
+            ),
+            lambda: client.api.remove_volume(registry_volume_name(settings.instance), force=True),
+        ):
+            try:
+                remove()
+            except APIError as error:
+                if error.status_code not in (404, 409):  # gone, or going already
+                    raise
+        teardown_network(
+            client, settings.instance, guard_image=settings.sandbox_image, extra_labels=labels
+        )
+    finally:
+        client.close()
+
+
+def bench_settings(data_dir: Path, base: Settings | None = None) -> Settings:
+    """The operator's settings with a private instance name, data dir and registry port."""
+    base = base or Settings()
+    return base.model_copy(
+        update={
+            "instance": f"bench-{os.getpid()}",
+            "data_dir": data_dir,
+            "registry_port": _free_port(),
+            "warm_pool_size": 0,
+        }
+    )
+
+
+def three_check_task() -> tuple[Lesson, Task]:
+    task = Task(id="bench-three-checks", title="Bench", instructions="-", checks=THREE_CHECKS)
+    lesson = Lesson(
+        slug="bench", number=0, title="Bench", minutes=1, path=Path("bench.md"), body=""
+    )
+    return lesson, task
+
+
+@dataclass
+class Samples:
+    """Seconds per Check click, and how much of it the three execs themselves took."""
+
+    total: list[float] = field(default_factory=list)
+    execs: list[float] = field(default_factory=list)
+
+
+async def measure(lab: Lab, attendees: int, rounds: int) -> Samples:
+    """Each round, every attendee clicks Check at the same moment."""
+    lesson, task = three_check_task()
+    ids = [lab.add_attendee(f"bench-{attendees}-{n}") for n in range(attendees)]
+    names = await asyncio.gather(*(lab.sandbox_for(i) for i in ids))
+    await asyncio.gather(
+        *(lab.sandboxes.backend.exec(name, PREPARE, timeout=120) for name in names)
+    )
+    samples = Samples()
+
+    async def one(attendee_id: int) -> None:
+        started = time.perf_counter()
+        run = await lab.checks.check(attendee_id, lesson, task)
+        if not run.passed:
+            raise RuntimeError(f"the bench task failed: {run.as_json()}")
+        samples.total.append(time.perf_counter() - started)
+        samples.execs.append(sum(check.duration_ms for check in run.checks) / 1000)
+
+    await asyncio.gather(*(one(i) for i in ids))  # warm-up: first exec per sandbox
+    samples.total.clear()
+    samples.execs.clear()
+    for _ in range(rounds):
+        await asyncio.gather(*(one(i) for i in ids))
+    return samples
+
+
+async def exec_floor(lab: Lab, count: int = 20) -> list[float]:
+    """Seconds for an exec of `true`: the least a check can cost on this machine."""
+    attendee_id = lab.add_attendee("bench-floor")
+    name = await lab.sandbox_for(attendee_id)
+    seconds = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await lab.sandboxes.backend.exec(name, "true")
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+async def run_bench(
+    settings: Settings, workshop: Workshop, rounds_alone: int, rounds_crowd: int
+) -> dict[str, Any]:
+    async with real_lab(settings, workshop) as lab:
+        floor = await exec_floor(lab)
+        alone = await measure(lab, 1, rounds_alone)
+        crowd = await measure(lab, 20, rounds_crowd)
+    alone_summary, crowd_summary = summarize(alone.total), summarize(crowd.total)
+    return {
+        "benchmark": "checks",
+        "task": [check.name for check in THREE_CHECKS],
+        "unit": "seconds",
+        "alone": alone_summary,
+        "twenty_at_once": crowd_summary,
+        "breakdown": {
+            "exec_of_true": summarize(floor),
+            "alone_three_execs": summarize(alone.execs),
+            "twenty_at_once_three_execs": summarize(crowd.execs),
+        },
+        "cpus": os.cpu_count(),
+        "targets": {
+            "alone_p50": TARGET_P50_ALONE_SECONDS,
+            "twenty_at_once_p95": TARGET_P95_CROWD_SECONDS,
+        },
+        "met": {
+            "alone_p50": alone_summary["p50"] <= TARGET_P50_ALONE_SECONDS,
+            "twenty_at_once_p95": crowd_summary["p95"] <= TARGET_P95_CROWD_SECONDS,
+        },
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("checks")
+    def checks_command(
+        json_output: Annotated[
+            bool, typer.Option("--json", help="Print the result as JSON.")
+        ] = True,
+        output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+        rounds_alone: Annotated[int, typer.Option(help="Checks timed with one attendee.")] = 40,
+        rounds_crowd: Annotated[int, typer.Option(help="Rounds of 20 simultaneous checks.")] = 5,
+    ) -> None:
+        """Latency of a three-check task (p50, p95), alone and with 20 attendees at once."""
+        from app.workshops import select_workshop
+
+        base = Settings()
+        workshop = select_workshop(base)
+        with tempfile.TemporaryDirectory(prefix="labdeck-bench-") as data_dir:
+            settings = bench_settings(Path(data_dir), base)
+            result = asyncio.run(run_bench(settings, workshop, rounds_alone, rounds_crowd))
+        emit(result, output)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

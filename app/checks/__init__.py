@@ -1,0 +1,1 @@
+"""Task checks: run them in the attendee's sandbox, stream their progress, store the attempts."""

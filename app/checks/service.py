@@ -1,0 +1,233 @@
+"""The check service (``app.state.checks``): one attendee clicks Check, the checks run in their
+sandbox, each result streams to their page, the attempt is stored and the dashboards hear of it.
+
+Two clicks on the same task share one run. A sandbox that is stopped is started first; one that
+cannot be used gives an "unavailable" result with a sentence for the attendee, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.checks import publish, store
+from app.checks.runner import CheckResult, Executor, Progress, run_checks
+from app.checks.setup import LessonSetups
+from app.checks.watch import Watches
+from app.events import EventHub
+from app.lessons.schema import Lesson, Task
+from app.models import TaskProgress, utcnow
+from app.progress import status_of
+from app.sandboxes.base import SandboxGone
+from app.sandboxes.service import SandboxUnavailable
+
+RunStatus = Literal["passed", "failed", "unavailable"]
+SANDBOX_RESTARTING = "Your sandbox is starting again; check again in a few seconds."
+READY_TIMEOUT_SECONDS = 20.0
+
+
+class SandboxProvider(Protocol):
+    """What checks need from the sandbox service (app/sandboxes/service.py)."""
+
+    @property
+    def backend(self) -> Executor: ...
+
+    async def ready_sandbox(self, attendee_id: int, timeout: float = 60) -> str: ...
+
+    async def ensure_for(self, attendee_id: int) -> Any: ...
+
+    def touch(self, attendee_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One run of a task's checks. ``unavailable`` says why the sandbox could not be used."""
+
+    task_id: str
+    checks: list[CheckResult]
+    started_at: datetime = field(default_factory=utcnow)
+    duration_ms: int = 0
+    unavailable: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.unavailable and bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def status(self) -> RunStatus:
+        if self.unavailable:
+            return "unavailable"
+        return "passed" if self.passed else "failed"
+
+    def outcome(self) -> tuple[str, ...]:
+        """What the attendee would see change; watch mode republishes only when this differs."""
+        return (self.unavailable, *(f"{c.status}:{c.message}" for c in self.checks))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "passed": self.passed,
+            "status": self.status,
+            "message": self.unavailable,
+            "duration_ms": self.duration_ms,
+            "checks": [
+                {key: check.as_dict()[key] for key in _CHECK_FIELDS} for check in self.checks
+            ],
+        }
+
+
+_CHECK_FIELDS = ("name", "passed", "status", "message", "output", "duration_ms")
+
+
+class CheckService:
+    def __init__(
+        self,
+        sandboxes: SandboxProvider,
+        events: EventHub,
+        db_engine: Engine,
+        *,
+        ready_timeout: float = READY_TIMEOUT_SECONDS,
+    ) -> None:
+        self.sandboxes = sandboxes
+        self.events = events
+        self.db_engine = db_engine
+        self.ready_timeout = ready_timeout
+        self.setups = LessonSetups(db_engine)
+        self.watches = Watches(self)
+        self._inflight: dict[tuple[int, str], asyncio.Task[TaskRun]] = {}
+
+    async def check(self, attendee_id: int, lesson: Lesson, task: Task) -> TaskRun:
+        """Run ``task``'s checks for this attendee (or join the run already going) and return
+        the result once every check finished. Cancelling the caller does not stop the run."""
+        key = (attendee_id, task.id)
+        run = self._inflight.get(key)
+        if run is None or run.done():
+            run = asyncio.create_task(self._checked_by_attendee(attendee_id, lesson, task))
+            self._inflight[key] = run
+            run.add_done_callback(partial(self._forget, key))
+        return await asyncio.shield(run)
+
+    def is_running(self, attendee_id: int, task_id: str) -> bool:
+        run = self._inflight.get((attendee_id, task_id))
+        return run is not None and not run.done()
+
+    async def prepare_lesson(self, attendee_id: int, lesson: Lesson) -> str:
+        """Run the lesson's setup once its sandbox is ready; "" when done, else the reason."""
+        if not lesson.setup:
+            return ""
+        try:
+            sandbox = await self.sandboxes.ready_sandbox(attendee_id, timeout=120)
+            await self.setups.ensure(self.sandboxes.backend, sandbox, attendee_id, lesson)
+        except SandboxUnavailable as unavailable:
+            return str(unavailable)
+        except SandboxGone:
+            await self.sandboxes.ensure_for(attendee_id)
+            return SANDBOX_RESTARTING
+        return ""
+
+    async def watch_tick(
+        self, attendee_id: int, lesson: Lesson, task: Task, previous: tuple[str, ...]
+    ) -> TaskRun:
+        """One quiet re-check for watch mode: stored only when it passes (a pass is what the
+        attendee waits for; storing every tick would make the attempt count meaningless), and
+        shown only when the outcome changed."""
+        run = await self._execute(attendee_id, lesson, task, progress=None)
+        if run.passed:
+            await self._finish(attendee_id, task, run, store_attempt=True, watching=False)
+        elif run.outcome() != previous:
+            await self._finish(attendee_id, task, run, store_attempt=False, watching=True)
+        return run
+
+    async def close(self) -> None:
+        await self.watches.close()
+        running = list(self._inflight.values())
+        for run in running:
+            run.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def _checked_by_attendee(self, attendee_id: int, lesson: Lesson, task: Task) -> TaskRun:
+        self.sandboxes.touch(attendee_id)
+        live: Progress = partial(publish.publish_check, self.events, attendee_id, task.id)
+        run = await self._execute(attendee_id, lesson, task, progress=live)
+        if run.passed:
+            self.watches.stop(attendee_id, task.id)  # nothing left to wait for
+        watching = self.watches.is_watching(attendee_id, task.id)
+        # A sandbox that could not be used says nothing about the attendee's work: no attempt.
+        await self._finish(
+            attendee_id, task, run, store_attempt=not run.unavailable, watching=watching
+        )
+        return run
+
+    async def _execute(
+        self, attendee_id: int, lesson: Lesson, task: Task, progress: Progress | None
+    ) -> TaskRun:
+        started_at, started = utcnow(), time.perf_counter()
+        finished: list[CheckResult] = []
+
+        def remember(result: CheckResult) -> None:
+            if result.finished:
+                finished.append(result)
+            if progress:
+                progress(result)
+
+        try:
+            sandbox = await self.sandboxes.ready_sandbox(attendee_id, timeout=self.ready_timeout)
+            backend = self.sandboxes.backend
+            await self.setups.ensure(backend, sandbox, attendee_id, lesson)
+            checks = await run_checks(backend, sandbox, task.checks, remember)
+            unavailable = ""
+        except SandboxUnavailable as error:
+            checks, unavailable = finished, str(error) or SANDBOX_RESTARTING
+        except SandboxGone:
+            await self.sandboxes.ensure_for(attendee_id)
+            checks, unavailable = finished, SANDBOX_RESTARTING
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        return TaskRun(task.id, checks, started_at, duration_ms, unavailable)
+
+    async def _finish(
+        self, attendee_id: int, task: Task, run: TaskRun, *, store_attempt: bool, watching: bool
+    ) -> None:
+        save = self._store_attempt if store_attempt else self._read_progress
+        progress = await asyncio.to_thread(save, attendee_id, run)
+        summary = {
+            **run.as_json(),
+            "task_status": status_of(progress),
+            "attempts": progress.attempts if progress else 0,
+            "first_passed_at": _iso(progress.first_passed_at) if progress else None,
+            "failed_check": progress.last_failed_check if progress else None,
+            "watching": watching,
+        }
+        card = publish.task_card_html(
+            task, status_of(progress), run.checks, notice=run.unavailable, watching=watching
+        )
+        publish.publish_task(self.events, attendee_id, summary, card)
+
+    def _store_attempt(self, attendee_id: int, run: TaskRun) -> TaskProgress | None:
+        with Session(self.db_engine) as session:
+            return store.record_attempt(
+                session,
+                attendee_id,
+                run.task_id,
+                run.checks,
+                started_at=run.started_at,
+                duration_ms=run.duration_ms,
+            )
+
+    def _read_progress(self, attendee_id: int, run: TaskRun) -> TaskProgress | None:
+        with Session(self.db_engine) as session:
+            return store.progress_of(session, attendee_id, run.task_id)
+
+    def _forget(self, key: tuple[int, str], run: asyncio.Task[TaskRun]) -> None:
+        if self._inflight.get(key) is run:
+            del self._inflight[key]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

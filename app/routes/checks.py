@@ -1,0 +1,141 @@
+"""Check a task (JSON for scripts, the task card for htmx), watch mode, shown solutions, and the
+lesson setup the lesson page asks for when it opens."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlmodel import Session
+
+from app.checks import store
+from app.checks.service import CheckService, TaskRun
+from app.deps import AttendeeDep, SessionDep, WorkshopDep
+from app.lessons.schema import Lesson, Task, Workshop
+from app.models import Attendee
+from app.progress import status_of
+from app.templating import render
+
+
+@contextlib.asynccontextmanager
+async def checks_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs inside the app's lifespan (FastAPI merges router lifespans), after the sandboxes."""
+    sandboxes = getattr(app.state, "sandboxes", None)
+    app.state.checks = (
+        CheckService(sandboxes, app.state.events, app.state.db_engine) if sandboxes else None
+    )
+    try:
+        yield
+    finally:
+        if app.state.checks is not None:
+            await app.state.checks.close()
+
+
+router = APIRouter(lifespan=checks_lifespan)
+
+
+def get_check_service(request: Request) -> CheckService:
+    service: CheckService | None = getattr(request.app.state, "checks", None)
+    if service is None:
+        raise HTTPException(
+            503, "Sandboxes are not running on this portal yet. Ask the instructor."
+        )
+    return service
+
+
+ChecksDep = Annotated[CheckService, Depends(get_check_service)]
+
+
+def find_task(workshop: Workshop, task_id: str) -> tuple[Lesson, Task]:
+    found = workshop.task(task_id)
+    if found is None:
+        raise HTTPException(404, f"There is no task '{task_id}' in this workshop.")
+    return found
+
+
+@router.post("/api/tasks/{task_id}/check")
+async def check_task_json(
+    task_id: str, workshop: WorkshopDep, attendee: AttendeeDep, checks: ChecksDep
+) -> dict[str, Any]:
+    lesson, task = find_task(workshop, task_id)
+    run = await checks.check(_id(attendee), lesson, task)
+    return run.as_json()
+
+
+@router.post("/tasks/{task_id}/check", response_class=HTMLResponse)
+async def check_task_card(
+    task_id: str,
+    request: Request,
+    workshop: WorkshopDep,
+    attendee: AttendeeDep,
+    session: SessionDep,
+    checks: ChecksDep,
+) -> HTMLResponse:
+    lesson, task = find_task(workshop, task_id)
+    run = await checks.check(_id(attendee), lesson, task)
+    return _card(request, session, checks, attendee, task, run)
+
+
+@router.post("/tasks/{task_id}/watch", status_code=204)
+async def toggle_watch(
+    task_id: str,
+    workshop: WorkshopDep,
+    attendee: AttendeeDep,
+    checks: ChecksDep,
+    watch: Annotated[str, Form()] = "",
+) -> Response:
+    """A checked box sends ``watch=on``; an unchecked one sends nothing, which means off."""
+    lesson, task = find_task(workshop, task_id)
+    if watch == "on":
+        checks.sandboxes.touch(_id(attendee))
+        checks.watches.start(_id(attendee), lesson, task)
+    else:
+        checks.watches.stop(_id(attendee), task.id)
+    return Response(status_code=204)
+
+
+@router.post("/tasks/{task_id}/solution-shown", status_code=204)
+def solution_shown(
+    task_id: str, workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep
+) -> Response:
+    find_task(workshop, task_id)
+    store.record_solution_shown(session, _id(attendee), task_id)
+    return Response(status_code=204)
+
+
+@router.post("/lessons/{slug}/setup")
+async def prepare_lesson(
+    slug: str, workshop: WorkshopDep, attendee: AttendeeDep, checks: ChecksDep
+) -> dict[str, Any]:
+    lesson = workshop.lesson(slug)
+    if lesson is None:
+        raise HTTPException(404, "There is no lesson by that name.")
+    problem = await checks.prepare_lesson(_id(attendee), lesson)
+    return {"lesson": lesson.slug, "ready": not problem, "message": problem}
+
+
+def _card(
+    request: Request,
+    session: Session,
+    checks: CheckService,
+    attendee: Attendee,
+    task: Task,
+    run: TaskRun,
+) -> HTMLResponse:
+    progress = store.progress_of(session, _id(attendee), task.id)
+    context = {
+        "task": task,
+        "status": status_of(progress),
+        "results": run.checks,
+        "notice": run.unavailable,
+        "watching": checks.watches.is_watching(_id(attendee), task.id),
+    }
+    return render(request, "_partials/task_card.html", context)
+
+
+def _id(attendee: Attendee) -> int:
+    assert attendee.id is not None  # attendees come from the database
+    return attendee.id

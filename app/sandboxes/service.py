@@ -1,0 +1,598 @@
+"""The sandbox service: one sandbox per attendee, made, handed out, woken and reset on demand.
+
+Routes, the terminal and the checks use ``app.state.sandboxes``; the parts live in their own
+modules: ``admission`` (the creation queue), ``pool`` (the warm pool), ``lifecycle`` (rows,
+states, idle stop and max age) and ``reconcile`` (start-up). The end of this module connects it
+to the Docker engine: runtime profile, sandbox network and workshop registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from docker.errors import DockerException
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.engine import docker_client
+from app.events import EventHub
+from app.images.catalog import get_recipe
+from app.lessons.schema import Workshop
+from app.models import Sandbox, utcnow
+from app.sandboxes.admission import Admission
+from app.sandboxes.base import (
+    ExecResult,
+    ExecStream,
+    Limits,
+    SandboxBackend,
+    SandboxError,
+    SandboxInfo,
+    SandboxSpec,
+    SandboxState,
+    SandboxStats,
+    Tty,
+)
+from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.lifecycle import (
+    KeyedLocks,
+    Lifecycle,
+    SandboxRecords,
+    Transitions,
+    default_message,
+)
+from app.sandboxes.naming import sandbox_name
+from app.sandboxes.network import ensure_network
+from app.sandboxes.pool import WarmPool
+from app.sandboxes.reconcile import ORPHAN_GRACE_SECONDS, ReconcileReport, reconcile
+from app.sandboxes.registry import RegistryError, WorkshopRegistry
+from app.sandboxes.runtime import detect_runtime
+
+log = logging.getLogger("labdeck.sandboxes")
+
+ENGINE_WAIT_MESSAGE = (
+    "Sandboxes are not available yet: the portal is waiting for its Docker engine. "
+    "Try again in a minute."
+)
+ENGINE_TROUBLE_MESSAGE = (
+    "The portal cannot reach the Docker engine that runs the sandboxes right now. "
+    "Try again in a minute; if it persists, tell the instructor."
+)
+ALIVE = (SandboxState.READY, SandboxState.STARTING)
+# After a failed connection to the engine, wait this long, then a bit longer each time.
+RECONNECT_SECONDS = (2.0, 5.0, 10.0, 30.0, 60.0)
+REGISTRY_CHECK_SECONDS = 60.0
+
+
+class SandboxUnavailable(RuntimeError):
+    """No ready sandbox in time; ``str(error)`` is a sentence for the attendee."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    instance: str
+    workshop: str
+    image: str
+    limits: Limits
+    warm_pool_size: int = 2
+    spawn_workers: int = 4
+    idle_stop: float = 1800.0
+    max_age: float = 8 * 3600.0
+    create_timeout: float = 180.0
+    reap_interval: float = 30.0
+    orphan_grace: float = ORPHAN_GRACE_SECONDS
+    labels: Mapping[str, str] = field(default_factory=dict)  # e.g. io.labdeck.test=1
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, workshop: Workshop | None, **overrides: Any
+    ) -> ServiceConfig:
+        values: dict[str, Any] = {
+            "instance": settings.instance,
+            "workshop": workshop.slug if workshop else "",
+            "image": settings.sandbox_image,
+            "limits": limits_for(settings, workshop),
+            "warm_pool_size": settings.warm_pool_size,
+            "spawn_workers": settings.spawn_workers,
+            "idle_stop": settings.sandbox_idle_stop,
+            "max_age": settings.sandbox_max_age,
+        }
+        return cls(**{**values, **overrides})
+
+
+def limits_for(settings: Settings, workshop: Workshop | None) -> Limits:
+    """The settings' limits, with what the workshop's ``sandbox:`` block says on top."""
+    wanted = workshop.meta.sandbox if workshop else None
+    return Limits(
+        memory=(wanted and wanted.memory) or settings.sandbox_memory,
+        cpus=(wanted and wanted.cpus) or settings.sandbox_cpus,
+        pids=(wanted and wanted.pids) or settings.sandbox_pids,
+        log_size=settings.sandbox_log_size,
+        disk_quota=settings.sandbox_disk_quota,
+    )
+
+
+@dataclass(frozen=True)
+class SandboxView:
+    """What an attendee's page (and the dashboard) shows about their sandbox."""
+
+    state: str
+    name: str | None = None
+    position: int | None = None
+    message: str = ""
+    attendee_id: int | None = None
+    ready_at: datetime | None = None
+    last_activity_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClassView:
+    """Every sandbox of the class at once, for the instructor's dashboard."""
+
+    connected: bool
+    problem: str | None
+    sandboxes: dict[int, SandboxView]
+    warm_pool: dict[str, int]
+    waiting: int
+    creating: int
+
+
+class SandboxService:
+    """See ``docs`` in the module above; the integration contract lists what callers rely on."""
+
+    def __init__(
+        self,
+        db_engine: Engine,
+        events: EventHub,
+        config: ServiceConfig,
+        backend: SandboxBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.records = SandboxRecords(db_engine, config.workshop)
+        self.transitions = Transitions(self.records, events)
+        placeholder = backend or Disconnected(ENGINE_WAIT_MESSAGE)
+        self.lifecycle = Lifecycle(
+            placeholder, self.transitions, idle_stop=config.idle_stop, max_age=config.max_age
+        )
+        self.admission = Admission(
+            placeholder,
+            self.transitions,
+            workers=config.spawn_workers,
+            create_timeout=config.create_timeout,
+        )
+        self.pool = WarmPool(self.admission, self.lifecycle, self._new_spec, config.warm_pool_size)
+        self.problem: str | None = None  # why sandboxes cannot be made right now, for /healthz
+        self.registry_problem: str | None = None
+        self._connected = asyncio.Event()
+        self._attendee_locks = KeyedLocks()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._starting: set[str] = set()
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
+
+    # -- the contract --------------------------------------------------------------------
+
+    @property
+    def backend(self) -> SandboxBackend:
+        """The backend, for exec and open_tty on a name from ``ready_sandbox``."""
+        return self.lifecycle.backend
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def ensure_for(self, attendee_id: int) -> SandboxView:
+        """Make sure the attendee has, or is queued for, a sandbox; returns at once."""
+        async with self._attendee_locks(attendee_id):
+            row = self.records.for_attendee(attendee_id)
+            if row is None:
+                row = (self.connected and self.pool.hand_out(attendee_id)) or self._queue_new(
+                    attendee_id
+                )
+            elif self.connected and row.state == SandboxState.STOPPED:
+                self._start_in_background(row.container_name)
+            elif self.connected and row.state == SandboxState.MISSING:
+                row = self._queue_again(row)
+        self.touch(attendee_id)
+        return self._view(row)
+
+    async def ready_sandbox(self, attendee_id: int, timeout: float = 60) -> str:
+        """The name of the attendee's sandbox once READY, starting or making it as needed.
+
+        Raises ``SandboxUnavailable`` with a sentence for the attendee on timeout or failure."""
+        try:
+            return await self._ready_sandbox(attendee_id, timeout)
+        except SandboxError as error:  # the engine itself failed us, e.g. it went away
+            log.warning("ready_sandbox for attendee %s: %s", attendee_id, error)
+            raise SandboxUnavailable(ENGINE_TROUBLE_MESSAGE) from error
+
+    async def _ready_sandbox(self, attendee_id: int, timeout: float) -> str:
+        deadline = asyncio.get_running_loop().time() + timeout
+        retried_failed = False
+        while True:
+            if not self.connected:
+                if not await _wait(self._connected, deadline):
+                    raise SandboxUnavailable(self.problem or ENGINE_WAIT_MESSAGE)
+                continue
+            await self.ensure_for(attendee_id)
+            row = self.records.for_attendee(attendee_id)
+            if row is None:
+                continue  # reset meanwhile
+            changed = self.transitions.waiter(row.container_name)
+            if row.state == SandboxState.READY:
+                if await self._still_alive(row.container_name):
+                    return row.container_name
+                continue
+            if row.state == SandboxState.FAILED:
+                if retried_failed:
+                    raise SandboxUnavailable(row.message or "Your sandbox could not be created.")
+                async with self._attendee_locks(attendee_id):
+                    self._queue_again(row)
+                retried_failed = True
+                continue
+            if not await _wait(changed, deadline):
+                raise SandboxUnavailable(self._still_waiting(row))
+
+    def touch(self, attendee_id: int) -> None:
+        """Record activity (terminal input, checks, page views). Never blocks."""
+        self.lifecycle.activity.touch(attendee_id)
+
+    # -- for the instructor and the CLI --------------------------------------------------
+
+    def view(self, attendee_id: int) -> SandboxView | None:
+        row = self.records.for_attendee(attendee_id)
+        return None if row is None else self._view(row)
+
+    async def reset(self, attendee_id: int) -> SandboxView:
+        """Remove the attendee's sandbox (files, images and all) and give them a fresh one."""
+        async with self._attendee_locks(attendee_id):
+            row = self.records.for_attendee(attendee_id)
+            if row is not None:
+                self.admission.cancel(row.container_name)
+                await self.lifecycle.remove(
+                    row.container_name, "Your sandbox was reset; a fresh one is on its way."
+                )
+            fresh = (self.connected and self.pool.hand_out(attendee_id)) or self._queue_new(
+                attendee_id
+            )
+        log.info("reset the sandbox of attendee %s", attendee_id)
+        return self._view(fresh)
+
+    async def stop(self, attendee_id: int) -> None:
+        """Stop it now, files and images kept; it starts again when the attendee returns."""
+        row = self.records.for_attendee(attendee_id)
+        if row is not None and row.state == SandboxState.READY:
+            await self.lifecycle.stop(
+                row.container_name, "Stopped by the instructor; it starts again when you use it."
+            )
+
+    async def remove(self, name: str) -> None:
+        self.admission.cancel(name)
+        await self.lifecycle.remove(name)
+
+    async def prune(self, everything: bool = False) -> list[str]:
+        return await self.lifecycle.prune(everything)
+
+    def set_warm_pool_size(self, size: int) -> None:
+        self.pool.resize(size)
+
+    def class_view(self) -> ClassView:
+        rows = self.records.all()
+        return ClassView(
+            connected=self.connected,
+            problem=self.problem,
+            sandboxes={row.attendee_id: self._view(row) for row in rows if row.attendee_id},
+            warm_pool=self.pool.counts(),
+            waiting=self.admission.waiting,
+            creating=self.admission.running,
+        )
+
+    # -- running -------------------------------------------------------------------------
+
+    async def start(self, backend: SandboxBackend | None = None) -> ReconcileReport:
+        """Reconcile with the backend, then run the creation workers, the pool and the reaper."""
+        if backend is not None:
+            self.lifecycle.backend = backend
+            self.admission.backend = backend
+        report = await reconcile(
+            self.lifecycle, self.admission, self._spec_for, grace=self.config.orphan_grace
+        )
+        self.admission.start()
+        self.run_in_background(self.pool.run())
+        self.run_in_background(self.lifecycle.run(self.config.reap_interval))
+        self.problem = None
+        self._connected.set()
+        return report
+
+    def connect_in_background(self, connect: Callable[[], Awaitable[SandboxBackend]]) -> None:
+        """Keep calling ``connect`` until it returns a backend, then ``start`` with it."""
+        self.run_in_background(self._connect(connect))
+
+    async def _connect(self, connect: Callable[[], Awaitable[SandboxBackend]]) -> None:
+        for attempt in range(1_000_000):
+            try:
+                backend = await connect()
+            except Exception as error:  # any failure: say why, wait, try again
+                self.problem = str(error) or type(error).__name__
+                pause = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
+                log.warning(
+                    "sandboxes cannot start yet (%s); retrying in %.0f s", self.problem, pause
+                )
+                await asyncio.sleep(pause)
+                continue
+            await self.start(backend)
+            return
+
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._on_close.append(callback)
+
+    def run_in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Stop the background work. Sandboxes keep running: a portal restart never kills one."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.admission.close()
+        self.lifecycle.activity.flush(self.records)
+        for callback in self._on_close:
+            await callback()
+        self._connected.clear()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _new_spec(self, attendee_id: int | None = None) -> SandboxSpec:
+        return SandboxSpec(
+            name=sandbox_name(self.config.instance),
+            workshop=self.config.workshop,
+            image=self.config.image,
+            limits=self.config.limits,
+            attendee=str(attendee_id or ""),
+            labels=dict(self.config.labels),
+        )
+
+    def _spec_for(self, row: Sandbox) -> SandboxSpec:
+        spec = self._new_spec(row.attendee_id)
+        return replace(spec, name=row.container_name, workshop=row.workshop or spec.workshop)
+
+    def _queue_new(self, attendee_id: int) -> Sandbox:
+        spec = self._new_spec(attendee_id)
+        row = self.records.add(spec.name, attendee_id)
+        self.admission.submit(spec, attendee_id)
+        return row
+
+    def _queue_again(self, row: Sandbox) -> Sandbox:
+        """Make a failed or missing sandbox again under the same name (a stopped container
+        of that name is started instead, files intact)."""
+        now = utcnow()
+        updated = self.records.update(
+            row.container_name, state="queued", message=None, created_at=now, ready_at=None
+        )
+        self.admission.submit(self._spec_for(row), row.attendee_id)
+        return updated or row
+
+    def _start_in_background(self, name: str) -> None:
+        if name in self._starting:
+            return
+        self._starting.add(name)
+        task = self.run_in_background(self.lifecycle.start(name))
+        task.add_done_callback(lambda _: self._starting.discard(name))
+
+    async def _still_alive(self, name: str) -> bool:
+        """Whether a READY row's container still runs; fixes the row when it does not.
+
+        ``list`` answers from the engine's container list in milliseconds, where ``status``
+        would also ask the inner engine (~0.1 s): too slow for a warm hand-out."""
+        async with self.lifecycle.locks(name):  # waits for a stop in progress
+            found = [info for info in await self.backend.list() if info.name == name]
+        state = found[0].state if found else SandboxState.MISSING
+        if state in ALIVE:
+            return True
+        row = self.records.by_name(name)
+        if row is not None and row.state == SandboxState.READY:
+            message = found[0].message if found else ""
+            log.info("sandbox %s turned %s behind our back %s", name, state, message)
+            if state != SandboxState.MISSING:
+                state = SandboxState.STOPPED  # an exited or dead container: start it again
+            self.transitions.set_state(name, state, message)
+        return False
+
+    def _view(self, row: Sandbox) -> SandboxView:
+        position = self.admission.position(row.container_name)
+        return SandboxView(
+            state=row.state,
+            name=row.container_name,
+            position=position,
+            message=row.message or default_message(row.state, position),
+            attendee_id=row.attendee_id,
+            ready_at=row.ready_at,
+            last_activity_at=row.last_activity_at,
+        )
+
+    def _still_waiting(self, row: Sandbox) -> str:
+        position = self.admission.position(row.container_name)
+        if position:
+            return (
+                f"Your sandbox is waiting for its turn (number {position} in the queue); "
+                "try again in a few seconds."
+            )
+        if row.state == SandboxState.STOPPED:
+            return "Your sandbox is starting again; try again in a few seconds."
+        return "Your sandbox is starting; try again in a few seconds."
+
+
+async def _wait(event: asyncio.Event, deadline: float) -> bool:
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        return False
+    try:
+        async with asyncio.timeout(remaining):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+@asynccontextmanager
+async def sandboxes_lifespan(app: FastAPI) -> AsyncIterator[SandboxService]:
+    """Create ``app.state.sandboxes`` and connect it to the engine in the background.
+
+    ``app.state.sandbox_backend``, when set before start-up (tests: a FakeBackend), is used
+    instead of the Docker engine. The portal serves even while the engine is down."""
+    settings: Settings = app.state.settings
+    workshop: Workshop | None = app.state.workshop
+    config = ServiceConfig.from_settings(settings, workshop)
+    service = SandboxService(app.state.db_engine, app.state.events, config)
+    app.state.sandboxes = service
+    injected: SandboxBackend | None = getattr(app.state, "sandbox_backend", None)
+    if injected is not None:
+        await service.start(injected)
+    else:
+        service.connect_in_background(lambda: connect_docker(service, settings, workshop))
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+# -- the Docker engine ------------------------------------------------------------------------
+
+
+class Disconnected:
+    """The backend until the engine answers: every call fails with the sentence it was given."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def _fail(self) -> SandboxError:
+        return SandboxError(self.message)
+
+    async def create(self, spec: SandboxSpec) -> AsyncIterator[SandboxState]:
+        raise self._fail()
+        yield SandboxState.CREATING  # pragma: no cover - makes this an async generator
+
+    async def start(self, name: str) -> AsyncIterator[SandboxState]:
+        raise self._fail()
+        yield SandboxState.STARTING  # pragma: no cover
+
+    async def stop(self, name: str, timeout: float = 10) -> None:
+        raise self._fail()
+
+    async def remove(self, name: str) -> None:
+        raise self._fail()
+
+    async def status(self, name: str) -> SandboxInfo:
+        raise self._fail()
+
+    async def exec(
+        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
+    ) -> ExecResult:
+        raise self._fail()
+
+    def exec_stream(
+        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
+    ) -> ExecStream:
+        raise self._fail()
+
+    async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:
+        raise self._fail()
+
+    async def list(self) -> list[SandboxInfo]:
+        raise self._fail()
+
+    async def stats(self, name: str) -> SandboxStats:
+        raise self._fail()
+
+
+def workshop_images(workshop: Workshop | None) -> list[tuple[str, str]]:
+    """``(local tag, name attendees pull)`` for each image the workshop lists."""
+    images = []
+    for ref in workshop.meta.images if workshop else []:
+        try:
+            local_tag = get_recipe(ref.recipe).tag
+        except ValueError:
+            local_tag = f"labdeck/workshop/{ref.name}"
+        images.append((local_tag, ref.name))
+    return images
+
+
+def prepare_docker(
+    settings: Settings, extra_labels: Mapping[str, str] | None = None
+) -> tuple[DockerBackend, WorkshopRegistry]:
+    """Runtime profile, sandbox network and the registry's place: what a DockerBackend needs.
+    Blocks; raises (EngineUnavailable, RuntimeUnavailable, FirewallError...) with a sentence."""
+    client = docker_client()
+    profile = detect_runtime(
+        client, settings.sandbox_image, settings.data_dir, settings.sandbox_runtime
+    )
+    network = ensure_network(
+        client,
+        settings.instance,
+        registry_port=settings.registry_port,
+        egress=settings.sandbox_egress,
+        guard_image=settings.sandbox_image,
+        extra_labels=extra_labels,
+    )
+    registry = WorkshopRegistry(
+        client,
+        settings.instance,
+        network,
+        settings.registry_port,
+        settings.registry_proxy_remoteurl,
+        extra_labels=extra_labels,
+    )
+    config = DockerBackendConfig.from_settings(
+        settings,
+        runtime=profile,
+        registry_mirror=registry.mirror_url(),
+        network=network.name,
+        extra_labels=extra_labels,
+    )
+    return DockerBackend(config), registry
+
+
+async def connect_docker(
+    service: SandboxService,
+    settings: Settings,
+    workshop: Workshop | None,
+    extra_labels: Mapping[str, str] | None = None,
+) -> DockerBackend:
+    """A DockerBackend for ``service``; the registry is started and seeded alongside."""
+    backend, registry = await asyncio.to_thread(prepare_docker, settings, extra_labels)
+    service.on_close(backend.aclose)
+    service.run_in_background(keep_registry(service, registry, workshop_images(workshop)))
+    return backend
+
+
+async def keep_registry(
+    service: SandboxService, registry: WorkshopRegistry, images: list[tuple[str, str]]
+) -> None:
+    """Start and seed the workshop registry, then check it every minute and restart it when
+    it stops answering. Sandboxes work meanwhile; only their pulls wait for it."""
+    seeded = False
+    while True:
+        try:
+            if not seeded or not await asyncio.to_thread(registry.healthy):
+                await asyncio.to_thread(registry.ensure_running)
+            if not seeded:
+                results = await asyncio.to_thread(registry.seed, images)
+                log.info("workshop registry seeded: %s", [r.reference for r in results])
+                seeded = True
+            service.registry_problem = None
+        except (RegistryError, DockerException, OSError) as error:
+            service.registry_problem = str(error)
+            log.warning("workshop registry: %s", error)
+        await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded else 15)

@@ -1,0 +1,147 @@
+"""Fakes for check tests without Docker: a backend whose "sandboxes" are local bash processes in
+a temporary home folder (real exit codes, output and timeouts), and a sandbox service that can be
+told to be unavailable or to lose its sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app import db
+from app.checks.service import CheckService
+from app.events import EventHub
+from app.lessons.loader import load_workshop
+from app.lessons.schema import Workshop
+from app.models import Attendee
+from app.sandboxes.base import ExecResult, SandboxGone
+from app.sandboxes.service import SandboxUnavailable
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEMO_CONTENT = FIXTURES / "content"
+
+
+class ShellBackend:
+    """Only ``exec`` is real; checks need nothing else from a backend."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.gone: set[str] = set()
+        self.commands: list[str] = []
+        self.delay = 0.0  # seconds added before each exec, to overlap concurrent runs
+
+    def home(self, name: str) -> Path:
+        home = self.root / name
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    async def exec(
+        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
+    ) -> ExecResult:
+        if name in self.gone:
+            raise SandboxGone(f"{name} is not running")
+        self.commands.append(command)
+        await asyncio.sleep(self.delay)
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            command,
+            cwd=self.home(name),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            return ExecResult(-1, "", timed_out=True, seconds=timeout)
+        assert process.returncode is not None
+        seconds = time.perf_counter() - started
+        return ExecResult(process.returncode, output.decode(errors="replace"), seconds=seconds)
+
+
+class FakeSandboxes:
+    """The part of SandboxService that checks use."""
+
+    def __init__(self, backend: ShellBackend) -> None:
+        self.backend = backend
+        self.unavailable = ""
+        self.touched: list[int] = []
+        self.restarted: list[int] = []
+
+    def name_for(self, attendee_id: int) -> str:
+        return f"sbx-{attendee_id}"
+
+    async def ready_sandbox(self, attendee_id: int, timeout: float = 60) -> str:
+        if self.unavailable:
+            raise SandboxUnavailable(self.unavailable)
+        return self.name_for(attendee_id)
+
+    async def ensure_for(self, attendee_id: int) -> Any:
+        self.restarted.append(attendee_id)
+        self.backend.gone.discard(self.name_for(attendee_id))
+        return None
+
+    def touch(self, attendee_id: int) -> None:
+        self.touched.append(attendee_id)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def demo_workshop() -> Workshop:
+    return load_workshop(DEMO_CONTENT / "check-demo")
+
+
+@pytest.fixture
+def db_engine(tmp_path: Path) -> Iterator[Engine]:
+    path = tmp_path / "checks.db"
+    db.upgrade(path)
+    engine = db.make_engine(path)
+    yield engine
+    engine.dispose()
+
+
+def add_attendee(engine: Engine, name: str = "Ada") -> int:
+    with Session(engine) as session:
+        attendee = Attendee(workshop="check-demo", name=name, resume_key=f"key-{name}")
+        session.add(attendee)
+        session.commit()
+        assert attendee.id is not None
+        return attendee.id
+
+
+@pytest.fixture
+def attendee_id(db_engine: Engine) -> int:
+    return add_attendee(db_engine)
+
+
+@pytest.fixture
+def shell_backend(tmp_path: Path) -> ShellBackend:
+    return ShellBackend(tmp_path / "sandboxes")
+
+
+@pytest.fixture
+def sandboxes(shell_backend: ShellBackend) -> FakeSandboxes:
+    return FakeSandboxes(shell_backend)
+
+
+@pytest.fixture
+async def service(sandboxes: FakeSandboxes, db_engine: Engine) -> AsyncIterator[CheckService]:
+    checks = CheckService(sandboxes, EventHub(), db_engine, ready_timeout=2)
+    yield checks
+    await checks.close()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.bench.checks import THREE_CHECKS, exec_floor, measure, real_lab
+from app.bench.cli import bench_app, register_all
+from app.config import Settings
+from app.lessons.loader import load_workshop
+from tests.checks.test_task_proofs import REPO, TEST_LABELS, _free_port
+
+
+def test_the_checks_benchmark_is_a_bench_command() -> None:
+    register_all()
+    result = CliRunner().invoke(bench_app, ["checks", "--help"])
+    assert result.exit_code == 0 and "--json" in result.output and "--output" in result.output
+    assert len(THREE_CHECKS) == 3
+
+
+@pytest.mark.docker
+def test_the_benchmark_measures_real_check_runs(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        content_dir=REPO / "content",
+        instance=f"test-{os.getpid()}-bench",
+        instructor_token="test-instructor-token-0123456789",
+        secret_key="test-secret-key-0123456789abcdef",
+        registry_port=_free_port(),
+        warm_pool_size=0,
+    )
+    workshop = load_workshop(REPO / "content" / "docker-basics")
+
+    async def small_run() -> tuple[list[float], list[float], list[float]]:
+        async with real_lab(settings, workshop, TEST_LABELS) as lab:
+            floor = await exec_floor(lab, count=3)
+            samples = await measure(lab, attendees=2, rounds=2)
+            return floor, samples.total, samples.execs
+
+    floor, total, execs = asyncio.run(small_run())
+    assert len(floor) == 3 and len(total) == 4 and len(execs) == 4
+    assert all(t >= e > 0 for t, e in zip(total, execs, strict=True))

@@ -1,0 +1,597 @@
+"""`WS /ws/terminal` and the instructor's shadow over real sockets: a real uvicorn on 127.0.0.1
+and the ``websockets`` client. FakeBackend for the protocol, a real sandbox for the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from app import terminal
+from app.attendees import COOKIE_NAME
+from app.config import Settings
+from app.main import create_app
+from app.sandboxes.base import SandboxBackend
+from app.sandboxes.fake import FakeBackend
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_LABELS = {"io.labdeck.test": "1"}
+SANDBOX_IMAGE = "labdeck/sandbox:latest"
+INSTRUCTOR_TOKEN = "test-instructor-token-0123456789"
+ECHO_P50_TARGET = 0.010
+ECHO_P99_TARGET = 0.050
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def portal_settings(data_dir: Path, instance: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        content_dir=REPO / "content",
+        instance=instance,
+        instructor_token=INSTRUCTOR_TOKEN,
+        secret_key="test-secret-key-0123456789abcdef",
+        warm_pool_size=0,
+    )
+
+
+def _serve_sandboxes_until_main_does(app: Any) -> None:
+    """Enter ``sandboxes_lifespan`` and include the terminal router when ``app/main.py`` does not
+    (yet). A no-op once it does; then this function can go."""
+    from app.routes import terminal as terminal_routes
+    from app.sandboxes.service import sandboxes_lifespan
+
+    if not any(getattr(route, "path", "") == "/ws/terminal" for route in app.routes):
+        app.include_router(terminal_routes.router)
+    main_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def with_sandboxes(served: Any) -> AsyncIterator[None]:
+        async with main_lifespan(served):
+            if hasattr(served.state, "sandboxes"):
+                yield
+                return
+            async with sandboxes_lifespan(served):
+                yield
+
+    app.router.lifespan_context = with_sandboxes
+
+
+class Portal:
+    """LabDeck served by a real uvicorn on a free loopback port, with ``backend`` under its
+    sandbox service (``app.state.sandbox_backend``)."""
+
+    def __init__(self, settings: Settings, backend: SandboxBackend) -> None:
+        self.app = create_app(settings)
+        _serve_sandboxes_until_main_does(self.app)
+        self.app.state.sandbox_backend = backend
+        self.backend = backend
+        self.port = free_port()
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Portal:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the portal did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def join(self, name: str) -> str:
+        """A new attendee's session cookie."""
+        response = httpx.post(self.url + "/join", data={"name": name}, follow_redirects=False)
+        assert response.status_code == 303, response.text
+        return response.cookies[COOKIE_NAME]
+
+    def attendee_id(self, cookie: str) -> int:
+        found = self.app.state.cookies.load(cookie)
+        assert found is not None
+        return int(found[0])
+
+    @asynccontextmanager
+    async def socket(
+        self,
+        path: str = "/ws/terminal",
+        *,
+        cookie: str | None = None,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+        size: tuple[int, int] | None = (80, 24),
+    ) -> AsyncIterator[ClientConnection]:
+        extra = dict(headers or {})
+        if cookie is not None:
+            extra["Cookie"] = f"{COOKIE_NAME}={cookie}"
+        if origin is not None:
+            extra["Origin"] = origin
+        async with connect(self.ws_url + path, additional_headers=extra, max_size=None) as ws:
+            if size is not None:
+                with suppress(ConnectionClosed):  # a refused socket may be closed already
+                    await ws.send(f'{{"type": "resize", "cols": {size[0]}, "rows": {size[1]}}}')
+            yield ws
+
+
+async def read_until(ws: ClientConnection, pattern: bytes | str, timeout: float = 30) -> bytes:
+    """Terminal output up to ``pattern`` (a regex); status frames are skipped."""
+    wanted = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
+    seen = b""
+    async with asyncio.timeout(timeout):
+        while not wanted.search(seen):
+            frame = await ws.recv()
+            if isinstance(frame, bytes):
+                seen += frame
+    return seen
+
+
+async def statuses_until_connected(
+    ws: ClientConnection, timeout: float = 120
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not seen or seen[-1].get("state") != "connected":
+            frame = await ws.recv()
+            if isinstance(frame, str):
+                seen.append(json.loads(frame))
+    return seen
+
+
+async def close_code(ws: ClientConnection, timeout: float = 10) -> int:
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006
+
+
+async def silent_for(ws: ClientConnection, seconds: float) -> bool:
+    """Whether no terminal bytes arrive for ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                if isinstance(await ws.recv(), bytes):
+                    return False
+    except TimeoutError:
+        return True
+
+
+# -- the protocol, over FakeBackend (its TTY echoes what it is sent) ---------------------------
+
+
+@pytest.fixture
+def fake_backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def portal(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[Portal]:
+    settings = portal_settings(tmp_path / "data", f"test-{os.getpid()}-fake")
+    with Portal(settings, fake_backend) as served:
+        yield served
+
+
+async def test_without_a_cookie_the_terminal_closes_with_4401(portal: Portal) -> None:
+    async with portal.socket() as ws:
+        assert await close_code(ws) == 4401
+    async with portal.socket(cookie="forged.cookie") as ws:
+        assert await close_code(ws) == 4401
+
+
+async def test_a_foreign_origin_is_refused_with_4403(portal: Portal) -> None:
+    cookie = portal.join("Ada")
+    async with portal.socket(cookie=cookie, origin="http://evil.example") as ws:
+        assert await close_code(ws) == 4403
+
+
+async def test_same_origin_page_gets_status_then_its_echo(portal: Portal) -> None:
+    cookie = portal.join("Ada")
+    async with portal.socket(cookie=cookie, origin=portal.url) as ws:
+        statuses = await statuses_until_connected(ws)
+        assert statuses[-1]["sandbox"]
+        await ws.send(b"hello")
+        assert await read_until(ws, b"hello") == b"hello"
+
+
+async def test_sandbox_progress_reaches_the_page_as_status(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    fake_backend.create_delay = 0.3
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        states = [status["state"] for status in await statuses_until_connected(ws)]
+    assert states[0] in ("queued", "creating") and "starting" in states
+    assert states[-1] == "connected"
+
+
+async def test_keys_typed_while_the_sandbox_starts_arrive_once_it_is_there(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    fake_backend.create_delay = 0.3
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        await ws.send(b"early ")
+        await statuses_until_connected(ws)
+        await ws.send(b"late")
+        assert b"early late" in await read_until(ws, b"late")
+
+
+async def test_resize_reaches_the_tty(portal: Portal, fake_backend: FakeBackend) -> None:
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        await statuses_until_connected(ws)
+        await ws.send('{"type": "resize", "cols": 132, "rows": 43}')
+        await ws.send(b"x")
+        await read_until(ws, b"x")
+    assert fake_backend.ttys[-1].size == (132, 43)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"x" * (64 * 1024 + 1), 1009),
+        ('{"type": "resize", "cols": 80, "rows": 24, "pad": "' + "x" * 65536 + '"}', 1009),
+        ("not json", 1008),
+        ("[1, 2]", 1008),
+        ('{"cols": 80}', 1008),
+        ('{"type": "resize", "cols": true, "rows": 24}', 1008),
+        ('{"type": "resize", "cols": 0, "rows": 24}', 1008),
+        ('{"type": "resize", "cols": 80, "rows": 100000}', 1008),
+    ],
+)
+async def test_oversized_and_malformed_frames_close_with_their_code(
+    portal: Portal, frame: bytes | str, code: int
+) -> None:
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        await statuses_until_connected(ws)
+        await ws.send(frame)
+        assert await close_code(ws) == code
+    # ... and the portal carries on
+    async with portal.socket(cookie=portal.join("Bob")) as ws:
+        await statuses_until_connected(ws)
+        await ws.send(b"still here")
+        await read_until(ws, b"still here")
+
+
+async def test_unknown_control_types_are_ignored_and_ping_gets_pong(portal: Portal) -> None:
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        await statuses_until_connected(ws)
+        await ws.send('{"type": "from-the-future"}')
+        await ws.send('{"type": "ping"}')
+        async with asyncio.timeout(5):
+            assert await ws.recv() == '{"type": "pong"}'
+
+
+async def test_pause_holds_output_until_resume(portal: Portal) -> None:
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        await statuses_until_connected(ws)
+        await ws.send('{"type": "pause"}')
+        await ws.send(b"held")
+        assert await silent_for(ws, 0.3)
+        await ws.send('{"type": "resume"}')
+        assert await read_until(ws, b"held", timeout=5) == b"held"
+
+
+async def test_a_vanished_sandbox_closes_with_4503_and_says_so(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        ready = (await statuses_until_connected(ws))[-1]
+        fake_backend.crash(ready["sandbox"])
+        await ws.send(b"x")
+        last: list[str | bytes] = []
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    last.append(await ws.recv())
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4503
+        assert any(isinstance(f, str) and '"unavailable"' in f for f in last)
+
+
+async def test_a_sandbox_that_never_gets_ready_closes_with_4503(
+    portal: Portal, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_backend.never_ready = True
+    monkeypatch.setattr(terminal, "READY_TIMEOUT", 0.5)
+    async with portal.socket(cookie=portal.join("Ada")) as ws:
+        assert await close_code(ws) == 4503
+
+
+# -- the instructor's shadow -------------------------------------------------------------------
+
+
+BEARER = {"Authorization": f"Bearer {INSTRUCTOR_TOKEN}"}
+
+
+def shadow_path(attendee_id: int, mode: str = "read") -> str:
+    return f"/ws/instructor/terminal/{attendee_id}?mode={mode}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, 4401), ({"Authorization": "Bearer wrong-token"}, 4403)],
+)
+async def test_the_shadow_needs_the_instructor(
+    portal: Portal, headers: dict[str, str], code: int
+) -> None:
+    cookie = portal.join("Ada")
+    async with portal.socket(shadow_path(portal.attendee_id(cookie)), headers=headers) as ws:
+        assert await close_code(ws) == code
+    # an attendee's own cookie is no instructor sign-in
+    async with portal.socket(shadow_path(portal.attendee_id(cookie)), cookie=cookie) as ws:
+        assert await close_code(ws) == 4401
+
+
+async def test_the_shadow_refuses_unknown_attendees_bad_modes_and_foreign_origins(
+    portal: Portal,
+) -> None:
+    cookie = portal.join("Ada")
+    attendee = portal.attendee_id(cookie)
+    async with portal.socket(shadow_path(9999), headers=BEARER) as ws:
+        assert await close_code(ws) == 4404
+    async with portal.socket(shadow_path(attendee), headers=BEARER) as ws:
+        assert await close_code(ws) == 4404  # no sandbox yet: watching never makes one
+    async with portal.socket(cookie=cookie) as own:
+        await statuses_until_connected(own)
+        async with portal.socket(shadow_path(attendee, "root"), headers=BEARER) as ws:
+            assert await close_code(ws) == 1008
+        origin = "http://evil.example"
+        async with portal.socket(shadow_path(attendee), headers=BEARER, origin=origin) as ws:
+            assert await close_code(ws) == 4403
+
+
+async def test_read_mode_drops_the_instructors_keys_and_write_mode_types(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    cookie = portal.join("Ada")
+    attendee = portal.attendee_id(cookie)
+    async with portal.socket(cookie=cookie) as own:
+        await statuses_until_connected(own)
+        async with portal.socket(shadow_path(attendee), headers=BEARER) as watching:
+            await statuses_until_connected(watching)
+            await watching.send(b"from-instructor")
+            assert await silent_for(watching, 0.3)
+        async with portal.socket(shadow_path(attendee, "write"), headers=BEARER) as typing:
+            await statuses_until_connected(typing)
+            await typing.send(b"helping")
+            await read_until(typing, b"helping")
+        await own.send(b"mine")  # the attendee's own socket kept working throughout
+        await read_until(own, b"mine")
+
+
+# -- a real sandbox ----------------------------------------------------------------------------
+
+
+def _remove_sandboxes(backend: Any) -> None:
+    async def remove_all() -> None:
+        for info in await backend.list():
+            await backend.remove(info.name)
+        await backend.aclose()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, remove_all()).result()
+
+
+@pytest.fixture(scope="module")
+def docker_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    from app.engine import EngineUnavailable, docker_client
+    from app.sandboxes import network
+    from app.sandboxes.service import prepare_docker
+
+    try:
+        client = docker_client(timeout=120)
+    except EngineUnavailable as error:
+        pytest.skip(str(error))
+    if not client.images.list(name=SANDBOX_IMAGE):
+        subprocess.run([sys.executable, "-m", "app", "images", "build"], cwd=REPO, check=True)
+    instance = f"test-{os.getpid()}-term"
+    settings = portal_settings(tmp_path_factory.mktemp("terminal") / "data", instance)
+    backend, registry = prepare_docker(settings, extra_labels=TEST_LABELS)
+    try:
+        with Portal(settings, backend) as served:
+            yield served
+    finally:
+        _remove_sandboxes(backend)
+        registry.remove(data=True)
+        network.teardown_network(client, instance, extra_labels=TEST_LABELS)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def ada(docker_portal: Portal) -> str:
+    return docker_portal.join("Ada")
+
+
+@pytest.fixture(scope="module")
+def bob(docker_portal: Portal) -> str:
+    return docker_portal.join("Bob")
+
+
+PROMPT = rb"\$ "
+
+
+@asynccontextmanager
+async def shell(
+    portal: Portal, cookie: str, size: tuple[int, int] = (80, 24)
+) -> AsyncIterator[ClientConnection]:
+    """A terminal socket whose shell is attached and showing its prompt."""
+    async with portal.socket(cookie=cookie, size=size) as ws:
+        await statuses_until_connected(ws)
+        await read_until(ws, PROMPT, timeout=30)
+        yield ws
+
+
+async def run(ws: ClientConnection, command: str, answer: str, timeout: float = 30) -> bytes:
+    await ws.send(command.encode() + b"\r")
+    return await read_until(ws, answer, timeout=timeout)
+
+
+@pytest.mark.docker
+async def test_a_typed_command_prints_its_output_in_the_attendees_sandbox(
+    docker_portal: Portal, ada: str
+) -> None:
+    async with shell(docker_portal, ada) as ws:
+        await run(ws, "echo hello-$((6*7))", r"hello-42")
+        output = await run(ws, "echo user=$(id -un)-home=$PWD-end", r"user=\w+-home=\S+-end")
+        assert b"user=learner-home=/home/learner-end" in output
+        output = await run(ws, "echo name=$LABDECK_SANDBOX_NAME-end", r"name=[\w-]+-end")
+        assert f"name={docker_portal.app.state.settings.instance}-sbx-".encode() in output
+
+
+@pytest.mark.docker
+async def test_resize_changes_stty_size(docker_portal: Portal, ada: str) -> None:
+    async with shell(docker_portal, ada) as ws:
+        await ws.send('{"type": "resize", "cols": 101, "rows": 37}')
+        await run(ws, "stty size", r"37 101")
+
+
+@pytest.mark.docker
+async def test_a_reconnect_resumes_the_same_shell_with_its_scrollback(
+    docker_portal: Portal, ada: str
+) -> None:
+    async with shell(docker_portal, ada) as ws:
+        await run(ws, "LD_MARK=kept-$((40+2)); echo scroll-$((1+1))", r"scroll-2")
+    async with shell(docker_portal, ada) as ws:
+        # the history replay brings the earlier lines back before the prompt
+        await run(ws, 'echo "mark=$LD_MARK"', r"mark=kept-42")
+
+
+@pytest.mark.docker
+async def test_two_tabs_share_one_shell_and_disconnects_leave_no_tmux_clients(
+    docker_portal: Portal, ada: str
+) -> None:
+    async with shell(docker_portal, ada) as first, shell(docker_portal, ada) as second:
+        await run(first, "echo shared-$((3*3))", r"shared-9")
+        await read_until(second, r"shared-9")
+    for _ in range(3):
+        async with shell(docker_portal, ada):
+            pass
+    await asyncio.sleep(1)  # the detach runs after the socket closed
+    async with shell(docker_portal, ada) as ws:
+        output = await run(ws, "echo clients=$(tmux list-clients | wc -l)", r"clients=\d+")
+    assert b"clients=1" in output
+
+
+@pytest.mark.docker
+async def test_another_attendee_gets_their_own_shell_and_no_cookie_gets_none(
+    docker_portal: Portal, ada: str, bob: str
+) -> None:
+    async with shell(docker_portal, ada) as ws:
+        await run(ws, "export LD_SECRET=ada-only; echo done-$((1+1))", r"done-2")
+    async with shell(docker_portal, bob) as ws:
+        output = await run(ws, 'echo "secret=[$LD_SECRET]-$((2*3))"', r"\]-6")
+    assert b"secret=[]-6" in output
+    async with docker_portal.socket() as ws:
+        assert await close_code(ws) == 4401
+    async with docker_portal.socket(cookie=ada, origin="http://evil.example") as ws:
+        assert await close_code(ws) == 4403
+
+
+@pytest.mark.docker
+async def test_oversized_and_malformed_frames_close_a_real_terminal(
+    docker_portal: Portal, ada: str
+) -> None:
+    async with shell(docker_portal, ada) as ws:
+        await ws.send(b"x" * (64 * 1024 + 1))
+        assert await close_code(ws) == 1009
+    async with shell(docker_portal, ada) as ws:
+        await ws.send("{oops")
+        assert await close_code(ws) == 1008
+
+
+@pytest.mark.docker
+async def test_the_instructor_watches_read_only_then_types_along(
+    docker_portal: Portal, ada: str
+) -> None:
+    attendee = docker_portal.attendee_id(ada)
+    async with shell(docker_portal, ada) as own:
+        async with docker_portal.socket(shadow_path(attendee), headers=BEARER) as watching:
+            await statuses_until_connected(watching)
+            await watching.send(b"echo instructor-$((2+2))\r")
+            await run(own, "echo attendee-$((5+5))", r"attendee-10")
+            seen = await read_until(watching, r"attendee-10")
+            assert b"instructor-4" not in seen
+        path = shadow_path(attendee, "write")
+        async with docker_portal.socket(path, headers=BEARER) as helping:
+            await statuses_until_connected(helping)
+            await run(helping, "echo helped-$((3+4))", r"helped-7")
+            await read_until(own, r"helped-7")
+
+
+async def echo_round_trips(ws: ClientConnection, count: int) -> list[float]:
+    """Seconds from sending a key to seeing it echoed, ``count`` times (keys erased after)."""
+    times = []
+    for index in range(count):
+        key = b"abcdefghijklmnopqrstuvwxyz"[index % 26 : index % 26 + 1]
+        started = time.perf_counter()
+        await ws.send(key)
+        await read_until(ws, re.escape(key), timeout=10)
+        times.append(time.perf_counter() - started)
+    await ws.send(b"\x15")  # Ctrl-U: clear the typed line
+    return times
+
+
+async def read_bytes(ws: ClientConnection, count: int, timeout: float = 30) -> int:
+    seen = 0
+    async with asyncio.timeout(timeout):
+        while seen < count:
+            frame = await ws.recv()
+            seen += len(frame) if isinstance(frame, bytes) else 0
+    return seen
+
+
+@pytest.mark.docker
+async def test_a_flood_in_one_terminal_does_not_slow_anothers_echo(
+    docker_portal: Portal, ada: str, bob: str
+) -> None:
+    async with shell(docker_portal, ada) as flooding, shell(docker_portal, bob) as typing:
+        await echo_round_trips(typing, 10)  # warm up
+        await flooding.send(b"yes | head -c 2000000000\r")
+        await read_bytes(flooding, 200_000)  # the flood is on
+        reading = asyncio.create_task(read_bytes(flooding, 1 << 40, timeout=120))
+        times = await echo_round_trips(typing, 100)
+        assert not reading.done(), "the flood ended before the measurement did"
+        reading.cancel()
+        with suppress(asyncio.CancelledError):
+            await reading
+        await flooding.send(b"\x03")
+        await run(flooding, "echo flood-$((8*8))", r"flood-64")
+    p50, p99 = statistics.median(times), sorted(times)[98]
+    assert p50 <= ECHO_P50_TARGET, f"echo p50 {p50 * 1000:.1f} ms during a flood"
+    assert p99 <= ECHO_P99_TARGET, f"echo p99 {p99 * 1000:.1f} ms during a flood"

@@ -1,0 +1,355 @@
+"""The sandbox service over the fake backend: the contract terminal and checks rely on.
+
+``harness`` (also used by the other test modules here) builds a service on a real SQLite file
+made by the migrations, with FakeBackend underneath and no Docker at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app import db
+from app.config import Settings
+from app.events import INSTRUCTOR_TOPIC, EventHub, Subscription, attendee_topic
+from app.lessons.schema import SandboxResources, Workshop, WorkshopMeta
+from app.models import Attendee, Sandbox
+from app.sandboxes.base import Limits, SandboxError
+from app.sandboxes.fake import FakeBackend
+from app.sandboxes.service import (
+    ENGINE_WAIT_MESSAGE,
+    SandboxService,
+    SandboxUnavailable,
+    ServiceConfig,
+    limits_for,
+    sandboxes_lifespan,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Harness:
+    service: SandboxService
+    backend: FakeBackend
+    events: EventHub
+    engine: Engine
+    _names: list[str] = field(default_factory=list)
+
+    def attendee(self) -> int:
+        with Session(self.engine) as session:
+            person = Attendee(
+                workshop="docker-basics",
+                name=f"a{len(self._names)}-{secrets.token_hex(2)}",
+                resume_key=secrets.token_hex(8),
+            )
+            session.add(person)
+            session.commit()
+            assert person.id is not None
+            self._names.append(person.name)
+            return person.id
+
+    def row(self, attendee_id: int) -> Sandbox:
+        row = self.service.records.for_attendee(attendee_id)
+        assert row is not None
+        return row
+
+    def creates(self) -> int:
+        return sum(call == "create" for call, _ in self.backend.calls)
+
+
+def unit_config(**overrides: Any) -> ServiceConfig:
+    values: dict[str, Any] = {
+        "instance": "test-unit",
+        "workshop": "docker-basics",
+        "image": "labdeck/sandbox:latest",
+        "limits": Limits(),
+        "warm_pool_size": 0,
+        "spawn_workers": 2,
+        "create_timeout": 5.0,
+        "reap_interval": 3600.0,
+    }
+    return ServiceConfig(**{**values, **overrides})
+
+
+def database(tmp_path: Path) -> Engine:
+    path = tmp_path / "labdeck.db"
+    db.upgrade(path)
+    return db.make_engine(path)
+
+
+@asynccontextmanager
+async def harness(
+    tmp_path: Path,
+    backend: FakeBackend | None = None,
+    *,
+    start: bool = True,
+    engine: Engine | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Harness]:
+    backend = backend or FakeBackend()
+    engine = engine or database(tmp_path)
+    events = EventHub()
+    service = SandboxService(engine, events, unit_config(**overrides), backend)
+    service.pool.refill_delay = 0.0
+    if start:
+        await service.start()
+    try:
+        yield Harness(service, backend, events, engine)
+    finally:
+        await service.close()
+
+
+async def drain(
+    subscription: Subscription, until_state: str, limit: float = 5
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(limit):
+        while not seen or seen[-1]["state"] != until_state:
+            seen.append(await subscription.get())
+    return seen
+
+
+@asynccontextmanager
+async def recording(events: EventHub, topics: list[str]) -> AsyncIterator[dict[str, list[Any]]]:
+    """Every event of each topic, one subscription per topic (each has its own queue limit)."""
+    seen: dict[str, list[Any]] = {topic: [] for topic in topics}
+
+    async def pump(topic: str) -> None:
+        async with events.subscribe(topic) as subscription:
+            async for event in subscription:
+                seen[topic].append(event)
+
+    tasks = [asyncio.create_task(pump(topic)) for topic in topics]
+    await asyncio.sleep(0)  # let them subscribe
+    try:
+        yield seen
+    finally:
+        await asyncio.sleep(0.05)  # let them take what was published last
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_new_attendee_is_queued_then_streams_real_stages_to_ready(tmp_path: Path) -> None:
+    async with harness(tmp_path, FakeBackend(create_delay=0.05)) as h:
+        me = h.attendee()
+        async with h.events.subscribe(attendee_topic(me), INSTRUCTOR_TOPIC) as sub:
+            view = await h.service.ensure_for(me)
+            assert view.state == "queued" and view.name
+            name = await h.service.ready_sandbox(me, timeout=5)
+            events = await drain(sub, "ready")
+    assert name == view.name
+    mine = [e for e in events if e["topic"] == attendee_topic(me)]
+    assert [e["state"] for e in mine] == ["queued", "creating", "starting", "ready"]
+    assert mine[0]["position"] == 1 and all(e["type"] == "sandbox" for e in mine)
+    assert all(e["message"] for e in mine)
+    instructor = [e for e in events if e["topic"] == INSTRUCTOR_TOPIC]
+    assert {"type": "sandbox", "attendee_id": me, "state": "creating"} in [
+        {k: v for k, v in e.items() if k != "topic"} for e in instructor
+    ]
+
+
+async def test_one_sandbox_per_attendee_even_when_asked_at_once(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        views = await asyncio.gather(*(h.service.ensure_for(me) for _ in range(5)))
+        names = await asyncio.gather(*(h.service.ready_sandbox(me) for _ in range(5)))
+        assert len({v.name for v in views} | set(names)) == 1
+        assert h.creates() == 1
+        assert h.row(me).state == "ready" and h.row(me).ready_at is not None
+
+
+async def test_a_crashed_sandbox_is_made_again_on_the_next_ready_sandbox(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        name = await h.service.ready_sandbox(me)
+        h.backend.crash(name)
+        assert await h.service.ready_sandbox(me) == name
+        assert h.creates() == 2 and h.backend.is_running(name)
+
+
+async def test_a_sandbox_stopped_behind_our_back_is_started_again(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        name = await h.service.ready_sandbox(me)
+        original = h.backend.sandboxes[name]
+        await h.backend.stop(name)
+        assert await h.service.ready_sandbox(me) == name
+        assert h.backend.sandboxes[name] is original  # same sandbox: files intact
+        assert ("start", name) in h.backend.calls and h.creates() == 1
+
+
+async def test_never_ready_times_out_with_a_sentence_then_fails_after_one_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with harness(tmp_path, FakeBackend(never_ready=True), create_timeout=0.2) as h:
+        me = h.attendee()
+        with pytest.raises(SandboxUnavailable, match="starting; try again in a few seconds"):
+            await h.service.ready_sandbox(me, timeout=0.1)
+        async with h.events.subscribe(attendee_topic(me)) as sub:
+            await drain(sub, "failed")
+        assert h.creates() == 2
+        row = h.row(me)
+        assert row.state == "failed"
+        assert "did not answer within 0.2 s" in (row.message or "")
+        assert not h.backend.sandboxes  # nothing half-made stays
+    assert any(
+        r.levelname == "ERROR" and row.container_name in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_ready_sandbox_tries_a_failed_sandbox_once_more(tmp_path: Path) -> None:
+    async with harness(tmp_path, FakeBackend(fail_create_times=2)) as h:
+        me = h.attendee()
+        await h.service.ensure_for(me)
+        async with h.events.subscribe(attendee_topic(me)) as sub:
+            await drain(sub, "failed")
+        name = await h.service.ready_sandbox(me, timeout=5)
+        assert h.row(me).state == "ready" and h.creates() == 3
+        assert name == h.row(me).container_name
+
+
+async def test_an_engine_failure_reaches_the_attendee_as_a_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        await h.service.ready_sandbox(me)
+
+        async def engine_gone() -> list[Any]:
+            raise SandboxError("Connection refused")
+
+        monkeypatch.setattr(h.backend, "list", engine_gone)
+        with pytest.raises(SandboxUnavailable, match="cannot reach the Docker engine"):
+            await h.service.ready_sandbox(me)
+
+
+async def test_stop_then_ready_sandbox_starts_it_transparently(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        name = await h.service.ready_sandbox(me)
+        await h.service.stop(me)
+        assert h.row(me).state == "stopped"
+        view = await h.service.ensure_for(me)  # a page view starts it in the background
+        assert view.state == "stopped"
+        assert await h.service.ready_sandbox(me) == name
+        assert h.creates() == 1
+
+
+async def test_reset_removes_the_sandbox_and_makes_a_fresh_one(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        me = h.attendee()
+        old = await h.service.ready_sandbox(me)
+        view = await h.service.reset(me)
+        assert view.name != old and old not in h.backend.sandboxes
+        assert await h.service.ready_sandbox(me) == view.name
+
+
+async def test_reset_while_queued_drops_the_queued_creation(tmp_path: Path) -> None:
+    slow = FakeBackend(create_delay=0.3)
+    async with harness(tmp_path, slow, spawn_workers=1) as h:
+        first, second = h.attendee(), h.attendee()
+        async with h.events.subscribe(attendee_topic(first)) as sub:
+            await h.service.ensure_for(first)
+            await drain(sub, "creating")
+        queued = await h.service.ensure_for(second)
+        assert queued.position == 1
+        fresh = await h.service.reset(second)
+        await h.service.ready_sandbox(second)
+        assert queued.name not in {name for _, name in slow.calls if _ == "create"}
+        assert fresh.name in slow.sandboxes
+
+
+async def test_without_engine_pages_still_get_a_view_and_checks_a_sentence(tmp_path: Path) -> None:
+    engine = database(tmp_path)
+    async with harness(tmp_path, engine=engine, start=False) as h:
+        h.service.lifecycle.backend = h.service.admission.backend = _disconnected(h.service)
+        me = h.attendee()
+        assert (await h.service.ensure_for(me)).state == "queued"
+        with pytest.raises(SandboxUnavailable) as raised:
+            await h.service.ready_sandbox(me, timeout=0.05)
+        assert str(raised.value) == ENGINE_WAIT_MESSAGE
+        # The engine comes back: the queued attendee is served without asking again.
+        await h.service.start(h.backend)
+        assert await h.service.ready_sandbox(me, timeout=5) == h.row(me).container_name
+
+
+def _disconnected(service: SandboxService) -> Any:
+    from app.sandboxes.service import Disconnected
+
+    return Disconnected(ENGINE_WAIT_MESSAGE)
+
+
+async def test_class_view_lists_each_attendee_and_the_pool(tmp_path: Path) -> None:
+    async with harness(tmp_path, warm_pool_size=1) as h:
+        me = h.attendee()
+        await h.service.ready_sandbox(me)
+        view = h.service.class_view()
+        assert view.connected and view.sandboxes[me].state == "ready"
+        assert view.warm_pool["size"] == 1
+        assert view.sandboxes[me].as_dict()["name"] == h.row(me).container_name
+
+
+def test_workshop_limits_override_the_settings(settings: Settings) -> None:
+    meta = WorkshopMeta(title="t", description="d", sandbox=SandboxResources(memory="2g", pids=300))
+    workshop = Workshop(slug="w", path=Path("."), meta=meta, lessons=[])
+    limits = limits_for(settings, workshop)
+    assert (limits.memory, limits.pids, limits.cpus) == ("2g", 300, settings.sandbox_cpus)
+    assert limits_for(settings, None).memory == settings.sandbox_memory
+
+
+def lifespan_app(settings: Settings, tmp_path: Path) -> FastAPI:
+    app = FastAPI()
+    app.state.settings = settings
+    app.state.workshop = None
+    app.state.events = EventHub()
+    app.state.db_engine = database(tmp_path)
+    return app
+
+
+async def test_lifespan_uses_an_injected_backend_and_leaves_sandboxes_running(
+    settings: Settings, tmp_path: Path
+) -> None:
+    app = lifespan_app(settings.model_copy(update={"warm_pool_size": 0}), tmp_path)
+    app.state.sandbox_backend = backend = FakeBackend()
+    async with sandboxes_lifespan(app) as service:
+        assert app.state.sandboxes is service and service.connected
+        with Session(app.state.db_engine) as session:
+            person = Attendee(workshop="", name="x", resume_key="k")
+            session.add(person)
+            session.commit()
+            assert person.id is not None
+        name = await service.ready_sandbox(person.id)
+    assert backend.is_running(name)  # a portal restart never kills a sandbox
+    assert ("stop", name) not in backend.calls and ("remove", name) not in backend.calls
+
+
+async def test_lifespan_serves_while_the_engine_is_down(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing listens on the discard port
+    app = lifespan_app(settings, tmp_path)
+    async with sandboxes_lifespan(app) as service:
+        async with asyncio.timeout(5):
+            while service.problem is None:
+                await asyncio.sleep(0.02)
+        assert not service.connected
+        assert "Docker engine is not answering" in service.problem
+        with pytest.raises(SandboxUnavailable):
+            await service.ready_sandbox(1, timeout=0.05)
