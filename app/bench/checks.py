@@ -165,6 +165,11 @@ class Samples:
 
     total: list[float] = field(default_factory=list)
     execs: list[float] = field(default_factory=list)
+    busy_cpu_seconds: float = 0.0  # the whole machine's, during the measured rounds
+
+    def cpu_per_check(self) -> float:
+        checks = len(self.total) * len(THREE_CHECKS)
+        return round(self.busy_cpu_seconds / checks, 4) if checks else float("nan")
 
 
 async def measure(lab: Lab, attendees: int, rounds: int) -> Samples:
@@ -188,9 +193,19 @@ async def measure(lab: Lab, attendees: int, rounds: int) -> Samples:
     await asyncio.gather(*(one(i) for i in ids))  # warm-up: first exec per sandbox
     samples.total.clear()
     samples.execs.clear()
+    busy_before = busy_cpu_seconds()
     for _ in range(rounds):
         await asyncio.gather(*(one(i) for i in ids))
+    samples.busy_cpu_seconds = busy_cpu_seconds() - busy_before
     return samples
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy since boot (/proc/stat), in seconds."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def exec_floor(lab: Lab, count: int = 20) -> list[float]:
@@ -208,6 +223,7 @@ async def exec_floor(lab: Lab, count: int = 20) -> list[float]:
 async def run_bench(
     settings: Settings, workshop: Workshop, rounds_alone: int, rounds_crowd: int
 ) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     async with real_lab(settings, workshop) as lab:
         floor = await exec_floor(lab)
         alone = await measure(lab, 1, rounds_alone)
@@ -223,8 +239,11 @@ async def run_bench(
             "exec_of_true": summarize(floor),
             "alone_three_execs": summarize(alone.execs),
             "twenty_at_once_three_execs": summarize(crowd.execs),
+            "machine_cpu_seconds_per_check_alone": alone.cpu_per_check(),
+            "machine_cpu_seconds_per_check_twenty": crowd.cpu_per_check(),
         },
         "cpus": os.cpu_count(),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "targets": {
             "alone_p50": TARGET_P50_ALONE_SECONDS,
             "twenty_at_once_p95": TARGET_P95_CROWD_SECONDS,

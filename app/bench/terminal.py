@@ -29,10 +29,15 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from docker.errors import APIError
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.attendees import COOKIE_NAME
+from app.bench.checks import _remove_infrastructure
 from app.bench.cli import emit, summarize
+from app.config import Settings
+from app.engine import docker_client
+from app.sandboxes.naming import LABEL_INSTANCE
 
 TARGET_ECHO_P50_MS = 10.0
 TARGET_ECHO_P99_MS = 50.0
@@ -50,11 +55,11 @@ ERASE_LINE = b"\x15"  # Ctrl-U
 
 
 def serve_portal() -> None:
-    """The child: a LabDeck portal on the Docker engine, configured by LABDECK_* variables."""
+    """The child: a LabDeck portal on the Docker engine, configured by LABDECK_* variables.
+    It leaves its sandboxes behind when it stops, as a portal does; the parent removes them."""
     import uvicorn
 
     from app.attendees import RateLimiter
-    from app.bench.checks import _remove_infrastructure
     from app.config import Settings
     from app.main import create_app
     from app.sandboxes.service import prepare_docker
@@ -64,17 +69,30 @@ def serve_portal() -> None:
     app = create_app(settings)
     app.state.sandbox_backend = backend
     app.state.join_limiter = RateLimiter(limit=10_000, window=60)  # a class joins from one address
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+def remove_instance(settings: Settings) -> None:
+    """Every sandbox (and engine volume) of the bench instance, then its registry and network.
+    Idempotent: what is gone already counts as removed."""
+    client = docker_client()
+    label: dict[str, str | list[str] | bool] = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        for container in client.containers.list(all=True, filters=label):
+            _unless_gone(container.remove, force=True, v=True)
+        for volume in client.volumes.list(filters=label):
+            _unless_gone(volume.remove, force=True)
     finally:
-        asyncio.run(_remove_sandboxes(backend))
-        _remove_infrastructure(settings, BENCH_LABELS)
+        client.close()
+    _remove_infrastructure(settings, BENCH_LABELS)
 
 
-async def _remove_sandboxes(backend: Any) -> None:
-    for info in await backend.list():
-        await backend.remove(info.name)
-    await backend.aclose()
+def _unless_gone(remove: Any, **options: Any) -> None:
+    try:
+        remove(**options)
+    except APIError as error:
+        if error.status_code not in (404, 409):  # gone, or going already
+            raise
 
 
 def _free_port() -> int:
@@ -84,19 +102,28 @@ def _free_port() -> int:
 
 
 class ChildPortal:
-    """Starts ``serve_portal`` in a child process and stops it (which cleans up) at the end."""
+    """``serve_portal`` in a child process; on the way out it is stopped, then everything its
+    instance made is removed (also when it failed to start or died)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.settings = Settings(
+            instance=f"bench-term-{os.getpid()}",
+            data_dir=data_dir,
+            host="127.0.0.1",
+            port=self.port,
+            registry_port=_free_port(),
+            warm_pool_size=0,
+        )
         self.env = {
             **os.environ,
-            "LABDECK_INSTANCE": f"bench-term-{os.getpid()}",
+            "LABDECK_INSTANCE": self.settings.instance,
             "LABDECK_DATA_DIR": str(data_dir),
-            "LABDECK_HOST": "127.0.0.1",
+            "LABDECK_HOST": self.settings.host,
             "LABDECK_PORT": str(self.port),
-            "LABDECK_REGISTRY_PORT": str(_free_port()),
+            "LABDECK_REGISTRY_PORT": str(self.settings.registry_port),
             "LABDECK_WARM_POOL_SIZE": "0",
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -104,24 +131,34 @@ class ChildPortal:
     def __enter__(self) -> ChildPortal:
         command = [sys.executable, "-m", "app.bench.terminal"]
         self.process = subprocess.Popen(command, env=self.env)
+        try:
+            self._wait_until_it_answers()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_until_it_answers(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("the portal exited at start-up; its output is above")
             with contextlib.suppress(httpx.HTTPError):
                 httpx.get(self.url + "/healthz", timeout=1)
-                return self
+                return
             time.sleep(0.2)
         raise RuntimeError("the portal did not answer within 120 s")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # uvicorn stops gracefully, then cleans up
-        try:
-            self.process.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)  # uvicorn stops gracefully
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        remove_instance(self.settings)
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the portal process has used so far."""

@@ -66,13 +66,10 @@ def portal_settings(data_dir: Path, instance: str) -> Settings:
 
 
 def _serve_sandboxes_until_main_does(app: Any) -> None:
-    """Enter ``sandboxes_lifespan`` and include the terminal router when ``app/main.py`` does not
-    (yet). A no-op once it does; then this function can go."""
-    from app.routes import terminal as terminal_routes
+    """Enter ``sandboxes_lifespan`` when ``app/main.py``'s lifespan does not (yet). A no-op once
+    it does; then this function can go."""
     from app.sandboxes.service import sandboxes_lifespan
 
-    if not any(getattr(route, "path", "") == "/ws/terminal" for route in app.routes):
-        app.include_router(terminal_routes.router)
     main_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
