@@ -16,7 +16,7 @@ from app.csrf import install_csrf
 from app.engine import Engine
 from app.errors import install_error_handlers
 from app.events import EventHub
-from app.routes import events, health, instructor, join, lessons, terminal
+from app.routes import checks, events, health, instructor, join, lessons, terminal
 from app.templating import STATIC_DIR
 from app.workshops import select_workshop
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(join.router)
     app.include_router(lessons.router)
     app.include_router(events.router)
+    app.include_router(checks.router)
     app.include_router(terminal.router)
     instructor.install(app)  # the instructor's routers, dashboard feed and broadcasts
     install_csrf(app, settings)  # after the routers: every HTML form and htmx POST is checked

@@ -22,11 +22,8 @@ from app.templating import render
 
 @contextlib.asynccontextmanager
 async def checks_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan (FastAPI merges router lifespans), after the sandboxes."""
-    sandboxes = getattr(app.state, "sandboxes", None)
-    app.state.checks = (
-        CheckService(sandboxes, app.state.events, app.state.db_engine) if sandboxes else None
-    )
+    """FastAPI runs it inside the app's lifespan; it stops watches and runs on the way out."""
+    app.state.checks = None  # made on first use, once app.state.sandboxes exists
     try:
         yield
     finally:
@@ -38,7 +35,11 @@ router = APIRouter(lifespan=checks_lifespan)
 
 
 def get_check_service(request: Request) -> CheckService:
-    service: CheckService | None = getattr(request.app.state, "checks", None)
+    state = request.app.state
+    service: CheckService | None = getattr(state, "checks", None)
+    sandboxes = getattr(state, "sandboxes", None)
+    if service is None and sandboxes is not None:
+        service = state.checks = CheckService(sandboxes, state.events, state.db_engine)
     if service is None:
         raise HTTPException(
             503, "Sandboxes are not running on this portal yet. Ask the instructor."

@@ -22,7 +22,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -75,7 +75,7 @@ until curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://engine/_pi
     sleep 0.05
 done
 """
-# After `timeout -s KILL` should have ended a command, how long the portal still waits.
+# After GUARD should have killed a command, how long the worker thread still waits for it.
 _KILL_GRACE_SECONDS = 2.0
 _LOG_TAIL_LINES = 20
 _FRAME_HEADER = struct.Struct(">BxxxL")
@@ -254,9 +254,14 @@ class _ExecJob:
     """One command inside a sandbox, run in a worker thread, with a watchdog past its timeout."""
 
     def __init__(
-        self, api: docker.APIClient, name: str, command: str, user: str, timeout: float
+        self,
+        api: Callable[[], docker.APIClient],  # called in the thread: connecting may block
+        name: str,
+        command: str,
+        user: str,
+        timeout: float,
     ) -> None:
-        self._api = api
+        self._get_api = api
         self._name = name
         self._argv = guarded(timeout, command)
         self._user = user
@@ -267,11 +272,12 @@ class _ExecJob:
 
     def run(self, on_output: Callable[[bytes], None]) -> _Outcome:
         started = time.monotonic()
+        api = self._get_api()
         exec_id = exec_create(
-            self._api, self._name, self._argv, user=self._user, workdir=home_of(self._user)
+            api, self._name, self._argv, user=self._user, workdir=home_of(self._user)
         )
         try:
-            connection = _Hijacked(self._api.exec_start(exec_id, socket=True))
+            connection = _Hijacked(api.exec_start(exec_id, socket=True))
         except APIError as error:
             raise SandboxGone(f"Sandbox {self._name} stopped: {error.explanation}") from error
         self._connection = connection
@@ -287,7 +293,7 @@ class _ExecJob:
             watchdog.cancel()
             connection.close()
         seconds = time.monotonic() - started
-        exit_code = self._api.exec_inspect(exec_id).get("ExitCode")
+        exit_code = api.exec_inspect(exec_id).get("ExitCode")
         # GUARD's watchdog kills the command's session: 137, right at the deadline.
         killed = exit_code == 137 and seconds >= self._timeout * 0.98
         watchdog_fired = self._deadline_hit.is_set()
@@ -331,8 +337,10 @@ class DockerExecStream:
     # A consumer that stopped reading without aclose() must not hold a worker thread forever.
     _HAND_OVER_TIMEOUT = 60.0
 
-    def __init__(self, backend: DockerBackend, job: _ExecJob) -> None:
-        self._backend = backend
+    def __init__(
+        self, job: _ExecJob, in_thread: Callable[[Callable[[], _Outcome]], Awaitable[_Outcome]]
+    ) -> None:
+        self._in_thread = in_thread
         self._job = job
         self._tail = OutputTail()
         self._result: ExecResult | None = None
@@ -365,7 +373,7 @@ class DockerExecStream:
             finally:
                 hand_over(None)
 
-        work = asyncio.ensure_future(self._backend._call(produce))
+        work = asyncio.ensure_future(self._in_thread(produce))
         try:
             while (chunk := await queue.get()) is not None:
                 self._tail.add(chunk)
@@ -550,6 +558,10 @@ class DockerBackend:
 
     @property
     def api(self) -> docker.APIClient:
+        return self._api()
+
+    def _api(self) -> docker.APIClient:
+        """The low-level client, connected on first use (in a worker thread: it may block)."""
         with self._client_lock:
             if self._client is None:
                 self._client = self._client_factory()
@@ -581,7 +593,7 @@ class DockerBackend:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def create(self, spec: SandboxSpec) -> AsyncIterator[SandboxState]:
+    async def create(self, spec: SandboxSpec) -> AsyncGenerator[SandboxState, None]:
         name = naming.check_name(spec.name)
         existing = await self._call(self._inspect_own, name)
         if existing is not None:
@@ -611,7 +623,7 @@ class DockerBackend:
         async for state in self.start(name):
             yield state
 
-    async def start(self, name: str) -> AsyncIterator[SandboxState]:
+    async def start(self, name: str) -> AsyncGenerator[SandboxState, None]:
         naming.check_name(name)
         if await self._call(self._inspect_own, name) is None:
             raise SandboxGone(f"Sandbox {name} does not exist.")
@@ -646,7 +658,7 @@ class DockerBackend:
     async def exec(
         self, name: str, command: str, *, user: str = "learner", timeout: float = 15
     ) -> ExecResult:
-        job = _ExecJob(self.api, name, command, user, timeout)
+        job = _ExecJob(self._api, name, command, user, timeout)
         tail = OutputTail()
         try:
             outcome = await self._call(job.run, tail.add)
@@ -658,7 +670,7 @@ class DockerBackend:
     def exec_stream(
         self, name: str, command: str, *, user: str = "learner", timeout: float = 15
     ) -> DockerExecStream:
-        return DockerExecStream(self, _ExecJob(self.api, name, command, user, timeout))
+        return DockerExecStream(_ExecJob(self._api, name, command, user, timeout), self._call)
 
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> DockerTty:
         def start() -> tuple[str, _Hijacked]:
@@ -710,7 +722,7 @@ class DockerBackend:
         """Every sandbox of this instance; a running one counts as READY without asking its
         engine (``status`` asks)."""
         filters = naming.label_filters(self.config.instance, Role.SANDBOX)
-        containers = await self._call(self.api.containers, all=True, filters=filters)
+        containers = await self._call(lambda: self.api.containers(all=True, filters=filters))
         found = []
         for container in containers:
             name = str(container["Names"][0]).lstrip("/")
@@ -813,7 +825,7 @@ class DockerBackend:
 
     async def _wait_until_ready(self, name: str) -> None:
         timeout = self.config.ready_timeout
-        job = _ExecJob(self.api, name, READY_PROBE, "root", timeout)
+        job = _ExecJob(self._api, name, READY_PROBE, "root", timeout)
         tail = OutputTail()
         try:
             outcome = await self._call(job.run, tail.add)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -134,7 +134,7 @@ class FakeBackend:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def create(self, spec: SandboxSpec) -> AsyncIterator[SandboxState]:
+    async def create(self, spec: SandboxSpec) -> AsyncGenerator[SandboxState, None]:
         self.calls.append(("create", spec.name))
         naming.check_name(spec.name)
         existing = self.sandboxes.get(spec.name)
@@ -155,7 +155,7 @@ class FakeBackend:
         self.sandboxes[spec.name].state = SandboxState.READY
         yield SandboxState.READY
 
-    async def start(self, name: str) -> AsyncIterator[SandboxState]:
+    async def start(self, name: str) -> AsyncGenerator[SandboxState, None]:
         self.calls.append(("start", name))
         sandbox = self.sandboxes.get(name)
         if sandbox is None:

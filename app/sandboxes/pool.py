@@ -24,9 +24,10 @@ log = logging.getLogger("labdeck.sandboxes")
 FAILURE_PAUSE_SECONDS = 60.0
 # The pool also looks at itself this often, in case a sandbox died unnoticed.
 CHECK_INTERVAL_SECONDS = 30.0
-# A hand-out waits this long before refilling, so that a burst of hand-outs (a class arriving)
-# is not slowed by new engines booting next to it; one refill then covers the whole burst.
-REFILL_DELAY_SECONDS = 1.0
+# Refilling waits until no hand-out happened for this long (but never longer than the maximum):
+# new engines booting would slow down a burst of hand-outs (a class arriving) on a small host.
+REFILL_QUIET_SECONDS = 1.0
+REFILL_MAX_DELAY_SECONDS = 10.0
 # Hand-out prefers a ready sandbox, then one nearly there.
 HAND_OUT_ORDER = (SandboxState.READY, SandboxState.STARTING, SandboxState.CREATING)
 
@@ -46,12 +47,14 @@ class WarmPool:
         self.size = size
         self._wakeup = asyncio.Event()
         self._paused_until = 0.0
-        self.refill_delay = REFILL_DELAY_SECONDS
+        self._last_hand_out = 0.0
+        self.refill_quiet = REFILL_QUIET_SECONDS
 
     def hand_out(self, attendee_id: int) -> Sandbox | None:
         """Give the attendee a pool sandbox (ready, else one being made), or None when empty."""
         row = self.records.claim_unassigned(attendee_id, HAND_OUT_ORDER)
         if row is not None:
+            self._last_hand_out = time.monotonic()
             self.lifecycle.transitions.publish(row)
             log.info("handed warm sandbox %s to attendee %s", row.container_name, attendee_id)
             self.request_refill()
@@ -122,4 +125,13 @@ class WarmPool:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
-                    await asyncio.sleep(self.refill_delay)
+            await self._quiet_moment()
+
+    async def _quiet_moment(self) -> None:
+        """Return once no hand-out happened for ``refill_quiet`` seconds, or after the maximum."""
+        latest = time.monotonic() + REFILL_MAX_DELAY_SECONDS
+        while (now := time.monotonic()) < latest:
+            quiet_for = now - self._last_hand_out
+            if quiet_for >= self.refill_quiet:
+                return
+            await asyncio.sleep(min(self.refill_quiet - quiet_for, latest - now))

@@ -56,10 +56,6 @@ def backend(tmp_path: Path) -> ShellBackend:
 @pytest.fixture
 def demo_server(settings: Settings, backend: ShellBackend) -> Iterator[DemoServer]:
     app = create_app(settings.model_copy(update={"content_dir": DEMO_CONTENT, "warm_pool_size": 0}))
-    from app.routes import checks as TEMP_checks  # TEMP until main.py includes it
-
-    if not any(getattr(r, "path", "") == "/api/tasks/{task_id}/check" for r in app.routes):
-        app.include_router(TEMP_checks.router)
     app.state.sandbox_backend = FakeBackend()
     server = DemoServer(app)
     with server:

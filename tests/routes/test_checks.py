@@ -31,13 +31,7 @@ ROUTES = [
 @pytest.fixture
 def demo_app(settings: Settings) -> FastAPI:
     app = create_app(settings.model_copy(update={"content_dir": DEMO_CONTENT, "warm_pool_size": 0}))
-    from app.routes import checks as TEMP_checks  # TEMP until main.py includes it
-
-    if not any(getattr(r, "path", "") == "/api/tasks/{task_id}/check" for r in app.routes):
-        app.include_router(TEMP_checks.router)
-    app.state.sandbox_backend = (
-        FakeBackend()
-    )  # the sandbox service, when it starts, needs no engine
+    app.state.sandbox_backend = FakeBackend()  # a sandbox service, if started, needs no engine
     return app
 
 

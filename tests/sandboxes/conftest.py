@@ -9,9 +9,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import docker
 import pytest
@@ -23,6 +24,7 @@ from app.sandboxes.network import NetworkInfo
 from app.sandboxes.registry import WorkshopRegistry
 from app.sandboxes.runtime import Profile, detect_runtime
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 TEST_LABELS = {"io.labdeck.test": "1"}
 SANDBOX_IMAGE = "labdeck/sandbox:latest"
@@ -44,8 +46,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(coroutine: object) -> object:
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
 
 
 def instance_name(suffix: str) -> str:

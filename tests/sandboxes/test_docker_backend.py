@@ -114,8 +114,8 @@ def sandbox(lab: Lab) -> Iterator[str]:
         return [(state, time.monotonic() - started) async for state in lab.backend.create(spec)]
 
     stages = run(create())
-    assert [state for state, _ in stages] == [S.CREATING, S.STARTING, S.READY]  # type: ignore[union-attr]
-    print(f"\ncreate -> READY: {stages[-1][1]:.2f} s")  # type: ignore[index]
+    assert [state for state, _ in stages] == [S.CREATING, S.STARTING, S.READY]
+    print(f"\ncreate -> READY: {stages[-1][1]:.2f} s")
     yield spec.name
     run(lab.backend.remove(spec.name))
 

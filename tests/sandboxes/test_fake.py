@@ -15,7 +15,7 @@ from app.sandboxes.base import (
     SandboxSpec,
     SandboxState,
 )
-from app.sandboxes.fake import FakeBackend
+from app.sandboxes.fake import ExecAnswer, FakeBackend
 
 pytestmark = pytest.mark.anyio
 S = SandboxState
@@ -98,7 +98,7 @@ async def test_crash_makes_it_missing_and_exec_raise_gone() -> None:
 
 
 async def test_exec_handler_scripts_answers_in_every_form() -> None:
-    answers = {"a": ExecResult(2, "two"), "b": "plain", "c": (1, "pair")}
+    answers: dict[str, ExecAnswer] = {"a": ExecResult(2, "two"), "b": "plain", "c": (1, "pair")}
 
     async def slow(name: str, command: str, user: str) -> str:
         await asyncio.sleep(0)

@@ -61,7 +61,7 @@ def pair(lab: Lab) -> Iterator[tuple[str, str]]:
         assert result.exit_code == 0, result.output
         return a, b
 
-    a, b = run(make())  # type: ignore[misc]
+    a, b = run(make())
     yield a, b
 
     async def remove() -> None:

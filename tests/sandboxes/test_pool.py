@@ -59,6 +59,19 @@ async def test_hand_out_refills_the_pool_in_the_background(tmp_path: Path) -> No
         assert h.creates() == 3 and len(h.service.records.unassigned()) == 2
 
 
+async def test_refills_wait_until_a_burst_of_hand_outs_is_over(tmp_path: Path) -> None:
+    async with harness(tmp_path, warm_pool_size=2) as h:
+        await pool_ready(h, 2)
+        h.service.pool.refill_quiet = 0.3
+        creates = h.creates()
+        for _ in range(2):
+            await h.service.ensure_for(h.attendee())
+            await asyncio.sleep(0.2)
+        assert h.creates() == creates  # 0.4 s after the first hand-out: still the burst
+        await pool_ready(h, 2)
+        assert h.creates() == creates + 2
+
+
 async def test_an_empty_pool_hands_out_one_being_made(tmp_path: Path) -> None:
     async with harness(tmp_path, FakeBackend(create_delay=0.2), warm_pool_size=1) as h:
         async with asyncio.timeout(2):

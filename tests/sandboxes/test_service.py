@@ -106,7 +106,7 @@ async def harness(
     engine = engine or database(tmp_path)
     events = EventHub()
     service = SandboxService(engine, events, unit_config(**overrides), backend)
-    service.pool.refill_delay = 0.0
+    service.pool.refill_quiet = 0.0
     if start:
         await service.start()
     try:
