@@ -17,6 +17,7 @@ from app.engine import Engine
 from app.errors import install_error_handlers
 from app.events import EventHub
 from app.routes import checks, events, health, instructor, join, lessons, terminal
+from app.sandboxes.service import sandboxes_lifespan
 from app.templating import STATIC_DIR
 from app.workshops import select_workshop
 
@@ -33,7 +34,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # No ping here: the portal starts (and /healthz says "degraded") while the engine is down.
     app.state.docker = Engine()
     try:
-        yield
+        async with sandboxes_lifespan(app):  # app.state.sandboxes; never stops a sandbox
+            yield
     finally:
         app.state.docker.close()
         app.state.db_engine.dispose()

@@ -31,7 +31,12 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+    """The portal over FakeBackend; tests that need real sandboxes build their own."""
+    from app.sandboxes.fake import FakeBackend
+
+    app = create_app(settings)
+    app.state.sandbox_backend = FakeBackend()
+    return app
 
 
 @pytest.fixture

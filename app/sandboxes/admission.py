@@ -93,6 +93,9 @@ class Admission:
             self.transitions.announce_position(attendee_id, job.name, len(self._attendees))
         self._wakeup.set()
 
+    def is_running(self, name: str) -> bool:
+        return name in self._running
+
     def is_waiting(self, name: str) -> bool:
         return any(job.name == name for job in (*self._attendees, *self._pool))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -259,6 +259,11 @@ class Lifecycle:
         self.locks = KeyedLocks()
         self.idle_stop = timedelta(seconds=idle_stop)
         self.max_age = timedelta(seconds=max_age)
+        # Whether a creation of that name is running (admission sets this). Such a sandbox is
+        # never removed from here: removing it under a running create races the engine (which
+        # then recreates its volume without labels). Its worker removes it once it sees the row
+        # gone, in step with the backend.
+        self.is_creating: Callable[[str], bool] = lambda _name: False
 
     async def start(self, name: str) -> None:
         """Start a stopped sandbox, files and images intact; MISSING when its container is gone."""
@@ -284,7 +289,8 @@ class Lifecycle:
     async def remove(self, name: str, message: str = "Your sandbox was removed.") -> None:
         """Remove the container, its engine volume and its row. Idempotent."""
         async with self.locks(name):
-            await self.backend.remove(name)
+            if not self.is_creating(name):
+                await self.backend.remove(name)
             row = self.records.by_name(name)
             self.records.delete(name)
             if row is not None:
@@ -300,7 +306,8 @@ class Lifecycle:
             return False
         self.records.delete(name)
         self.transitions.wake(name)
-        await self.backend.remove(name)
+        if not self.is_creating(name):
+            await self.backend.remove(name)
         return True
 
     async def reap(self, now: datetime | None = None) -> ReapReport:
@@ -360,7 +367,7 @@ class Lifecycle:
                 removed.append(row.container_name)
         known = {row.container_name for row in self.records.all()}
         for info in await self.backend.list():
-            if info.name not in known and info.name not in removed:
+            if info.name not in known | set(removed) and not self.is_creating(info.name):
                 await self.backend.remove(info.name)
                 removed.append(info.name)
         return removed

@@ -147,7 +147,9 @@ class ClassView:
 
 
 class SandboxService:
-    """See ``docs`` in the module above; the integration contract lists what callers rely on."""
+    """One sandbox per attendee: ``ensure_for``, ``ready_sandbox``, ``touch`` and ``backend`` are
+    what the terminal and the checks use; the rest is for the instructor and the CLI. Built over
+    any ``SandboxBackend`` (FakeBackend in unit tests); ``start`` connects it."""
 
     def __init__(
         self,
@@ -169,6 +171,7 @@ class SandboxService:
             workers=config.spawn_workers,
             create_timeout=config.create_timeout,
         )
+        self.lifecycle.is_creating = self.admission.is_running
         self.pool = WarmPool(self.admission, self.lifecycle, self._new_spec, config.warm_pool_size)
         self.problem: str | None = None  # why sandboxes cannot be made right now, for /healthz
         self.registry_problem: str | None = None

@@ -261,6 +261,20 @@ async def test_reset_removes_the_sandbox_and_makes_a_fresh_one(tmp_path: Path) -
         assert await h.service.ready_sandbox(me) == view.name
 
 
+async def test_reset_while_creating_leaves_nothing_of_the_old_one(tmp_path: Path) -> None:
+    async with harness(tmp_path, FakeBackend(create_delay=0.2)) as h:
+        me = h.attendee()
+        async with h.events.subscribe(attendee_topic(me)) as sub:
+            old = (await h.service.ensure_for(me)).name
+            await drain(sub, "starting")
+        fresh = (await h.service.reset(me)).name
+        assert await h.service.ready_sandbox(me) == fresh
+        async with asyncio.timeout(2):
+            while old in h.backend.sandboxes:  # its worker removes it at its next stage
+                await asyncio.sleep(0.01)
+        assert ("remove", old) in h.backend.calls
+
+
 async def test_reset_while_queued_drops_the_queued_creation(tmp_path: Path) -> None:
     slow = FakeBackend(create_delay=0.3)
     async with harness(tmp_path, slow, spawn_workers=1) as h:
