@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -58,13 +59,23 @@ def _leftovers(client: object) -> list[str]:
         if container.labels.get("io.labdeck.instance", "").startswith("test-"):
             found.append(f"container {container.name}")
             container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters=filters):
+    for volume in client.volumes.list(filters=filters) + _test_instance(client.volumes.list()):
         found.append(f"volume {volume.name}")
         volume.remove(force=True)
-    for network in client.networks.list(filters=filters):
+    for network in client.networks.list(filters=filters) + _test_instance(client.networks.list()):
         found.append(f"network {network.name}")
         network.remove()
     return found
+
+
+def _test_instance(objects: list[Any]) -> list[Any]:
+    """Volumes and networks that a test instance (``test-...``) made without the test label."""
+    return [
+        item
+        for item in objects
+        if (item.attrs.get("Labels") or {}).get("io.labdeck.instance", "").startswith("test-")
+        and TEST_LABEL not in (item.attrs.get("Labels") or {})
+    ]
 
 
 @pytest.fixture(scope="session", autouse=True)
