@@ -19,27 +19,16 @@ db_app = typer.Typer(help="The SQLite database.", no_args_is_help=True)
 cli.add_typer(db_app, name="db")
 
 
-SUB_APPS = {
-    "images": ("app.images.cli", "images_app"),
-    "content": ("app.lessons.cli", "content_app"),
-    "sandboxes": ("app.sandboxes.cli", "sandboxes_app"),
-}
-
-
 def _register_sub_apps() -> None:
-    import importlib
-
     from app.bench.cli import bench_app, register_all
+    from app.images.cli import images_app
+    from app.lessons.cli import content_app
+    from app.sandboxes.cli import sandboxes_app
 
-    for name, (module_name, attribute) in SUB_APPS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:  # TEMPORARY while the parts are written in parallel
-            if missing.name != module_name:
-                raise
-            continue
-        cli.add_typer(getattr(module, attribute), name=name)
     register_all()
+    cli.add_typer(images_app, name="images")
+    cli.add_typer(content_app, name="content")
+    cli.add_typer(sandboxes_app, name="sandboxes")
     cli.add_typer(bench_app, name="bench")
 
 

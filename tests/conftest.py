@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -46,36 +46,50 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+_PID_IN_NAME = re.compile(r"(?:^|-)(\d{2,7})(?:-|$)")
+
+
+def _other_live_session(labels: dict[str, str], name: str) -> bool:
+    """True when the object names the pid of another pytest still running (developers run
+    suites side by side; CI runs one): its objects are not ours to sweep."""
+    for text in (labels.get("io.labdeck.instance", ""), name):
+        match = _PID_IN_NAME.search(text)
+        if match and int(match.group(1)) != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{match.group(1)}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"pytest" in cmdline or b"app" in cmdline:
+                return True
+    return False
+
+
+def _is_test_object(labels: dict[str, str]) -> bool:
+    return TEST_LABEL in labels or labels.get("io.labdeck.instance", "").startswith("test-")
+
+
 def _leftovers(client: object) -> list[str]:
+    """Remove every test object not owned by another live session; say what was removed."""
     import docker
 
     assert isinstance(client, docker.DockerClient)
     found: list[str] = []
-    filters = {"label": TEST_LABEL}
-    for container in client.containers.list(all=True, filters=filters):
-        found.append(f"container {container.name}")
-        container.remove(force=True, v=True)
-    for container in client.containers.list(all=True, filters={"label": "io.labdeck.instance"}):
-        if container.labels.get("io.labdeck.instance", "").startswith("test-"):
+    for container in client.containers.list(all=True):
+        if _is_test_object(container.labels) and not _other_live_session(
+            container.labels, container.name
+        ):
             found.append(f"container {container.name}")
             container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters=filters) + _test_instance(client.volumes.list()):
-        found.append(f"volume {volume.name}")
-        volume.remove(force=True)
-    for network in client.networks.list(filters=filters) + _test_instance(client.networks.list()):
-        found.append(f"network {network.name}")
-        network.remove()
+    for kind, objects in (("volume", client.volumes.list()), ("network", client.networks.list())):
+        for item in objects:
+            labels = item.attrs.get("Labels") or {}
+            if _is_test_object(labels) and not _other_live_session(labels, item.name):
+                found.append(f"{kind} {item.name}")
+                if kind == "volume":
+                    item.remove(force=True)
+                else:
+                    item.remove()
     return found
-
-
-def _test_instance(objects: list[Any]) -> list[Any]:
-    """Volumes and networks that a test instance (``test-...``) made without the test label."""
-    return [
-        item
-        for item in objects
-        if (item.attrs.get("Labels") or {}).get("io.labdeck.instance", "").startswith("test-")
-        and TEST_LABEL not in (item.attrs.get("Labels") or {})
-    ]
 
 
 @pytest.fixture(scope="session", autouse=True)

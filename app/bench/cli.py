@@ -18,13 +18,7 @@ BENCHMARKS = ("spawn", "terminal", "checks", "dashboard")
 
 def register_all() -> None:
     for name in BENCHMARKS:
-        try:
-            module = importlib.import_module(f"app.bench.{name}")
-        except ModuleNotFoundError as missing:
-            if missing.name != f"app.bench.{name}":
-                raise
-            continue
-        module.register(bench_app)
+        importlib.import_module(f"app.bench.{name}").register(bench_app)
 
 
 def percentile(values: list[float], fraction: float) -> float:

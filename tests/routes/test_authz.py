@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/openapi.json"): Entry(ANYONE, "/openapi.json"),
     ("GET", "/static"): Entry(ANYONE, "/static/css/labdeck.css"),
     ("GET", "/healthz"): Entry(ANYONE, "/healthz"),
+    ("GET", "/metrics"): Entry(ANYONE, "/metrics"),
     ("GET", "/"): Entry(ANYONE, "/"),
     ("POST", "/join"): Entry(ANYONE, "/join", {"name": "Matrix"}),
     ("GET", "/resume/{key}"): Entry(ANYONE, "/resume/not-a-key"),
