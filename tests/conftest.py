@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_LABEL = "io.labdeck.test"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: if one ever leaks Playwright's loop, no asyncio test runs after it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

@@ -65,8 +65,10 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Chromium for one module: Playwright's sync API holds the main thread's event loop while it
+    runs, so a session-wide one would break every asyncio test collected after it."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
