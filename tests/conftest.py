@@ -73,28 +73,49 @@ def _is_test_object(labels: dict[str, str]) -> bool:
     return TEST_LABEL in labels or labels.get("io.labdeck.instance", "").startswith("test-")
 
 
+# A test portal's workshop registry and sandbox network outlive its sandboxes by design (the
+# service never tears them down on shutdown): removing them is cleanup, not a leak.
+_INFRASTRUCTURE_ROLES = {"registry", "network", "netguard"}
+
+
+def _is_infrastructure(labels: dict[str, str], name: str) -> bool:
+    return labels.get("io.labdeck.role") in _INFRASTRUCTURE_ROLES or name.endswith("-registry-data")
+
+
 def _leftovers(client: object) -> list[str]:
-    """Remove every test object not owned by another live session; say what was removed."""
+    """Remove every test object not owned by another live session; name those that leaked."""
     import docker
 
+    from app.sandboxes.network import teardown_network
+
     assert isinstance(client, docker.DockerClient)
-    found: list[str] = []
+    leaked: list[str] = []
+
+    def mine(labels: dict[str, str], name: str) -> bool:
+        return _is_test_object(labels) and not _other_live_session(labels, name)
+
     for container in client.containers.list(all=True):
-        if _is_test_object(container.labels) and not _other_live_session(
-            container.labels, container.name
-        ):
-            found.append(f"container {container.name}")
+        if mine(container.labels, container.name):
+            if not _is_infrastructure(container.labels, container.name):
+                leaked.append(f"container {container.name}")
             container.remove(force=True, v=True)
-    for kind, objects in (("volume", client.volumes.list()), ("network", client.networks.list())):
-        for item in objects:
-            labels = item.attrs.get("Labels") or {}
-            if _is_test_object(labels) and not _other_live_session(labels, item.name):
-                found.append(f"{kind} {item.name}")
-                if kind == "volume":
-                    item.remove(force=True)
-                else:
-                    item.remove()
-    return found
+    for network in client.networks.list():
+        labels = network.attrs.get("Labels") or {}
+        if mine(labels, network.name):
+            if not _is_infrastructure(labels, network.name):
+                leaked.append(f"network {network.name}")
+            instance = labels.get("io.labdeck.instance")
+            if instance:  # its host firewall rules go with it
+                teardown_network(client, instance, extra_labels={TEST_LABEL: "1"})
+            else:
+                network.remove()
+    for volume in client.volumes.list():
+        labels = volume.attrs.get("Labels") or {}
+        if mine(labels, volume.name):
+            if not _is_infrastructure(labels, volume.name):
+                leaked.append(f"volume {volume.name}")
+            volume.remove(force=True)
+    return leaked
 
 
 @pytest.fixture(scope="session", autouse=True)
