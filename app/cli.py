@@ -19,28 +19,49 @@ db_app = typer.Typer(help="The SQLite database.", no_args_is_help=True)
 cli.add_typer(db_app, name="db")
 
 
-def _register_sub_apps() -> None:
-    from app.bench.cli import bench_app, register_all
-    from app.images.cli import images_app
-    from app.lessons.cli import content_app
-    from app.sandboxes.cli import sandboxes_app
+def _register_sub_apps(command: str | None) -> None:
+    """Import only the sub-app a command needs: `serve` must not pay for the benchmarks' imports
+    (it matters for a second `./labdeck up`, which should serve within seconds)."""
 
-    register_all()
-    cli.add_typer(images_app, name="images")
-    cli.add_typer(content_app, name="content")
-    cli.add_typer(sandboxes_app, name="sandboxes")
-    cli.add_typer(bench_app, name="bench")
+    def wanted(name: str) -> bool:
+        return command is None or command.startswith("-") or command == name
+
+    if wanted("images"):
+        from app.images.cli import images_app
+
+        cli.add_typer(images_app, name="images")
+    if wanted("content"):
+        from app.lessons.cli import content_app
+
+        cli.add_typer(content_app, name="content")
+    if wanted("sandboxes"):
+        from app.sandboxes.cli import sandboxes_app
+
+        cli.add_typer(sandboxes_app, name="sandboxes")
+    if wanted("bench"):
+        from app.bench.cli import bench_app, register_all
+
+        register_all()
+        cli.add_typer(bench_app, name="bench")
 
 
 @cli.command()
 def serve(
     host: str | None = typer.Option(None, help="Address to listen on (default: LABDECK_HOST)."),
     port: int | None = typer.Option(None, help="Port to listen on (default: LABDECK_PORT)."),
+    build_images: bool = typer.Option(
+        False, "--build-images", help="First build the images that are missing or outdated."
+    ),
 ) -> None:
     """Serve the portal (migrations are applied at start-up)."""
     import uvicorn
 
     from app.main import create_app
+
+    if build_images:
+        from app.images.cli import build
+
+        build(offline=False, online=False, force=False, only=[])
 
     settings = Settings()
     host = host or settings.host
@@ -83,7 +104,7 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    _register_sub_apps()
+    _register_sub_apps(sys.argv[1] if len(sys.argv) > 1 else None)
     try:
         cli()
     except KeyboardInterrupt:
