@@ -58,12 +58,13 @@ def serve(
 
     from app.main import create_app
 
+    settings = Settings()
+    _refuse_broken_content(settings)
     if build_images:
         from app.images.cli import build
 
         build(offline=False, online=False, force=False, only=[])
 
-    settings = Settings()
     host = host or settings.host
     port = port or settings.port
     token = settings.instructor_secret()
@@ -75,6 +76,22 @@ def serve(
     if host == "127.0.0.1":
         console.print("[dim]Only this machine can connect; for a class use --host 0.0.0.0[/]")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+
+
+def _refuse_broken_content(settings: Settings) -> None:
+    """A broken lesson stops the start with the list of problems, not a traceback."""
+    from app.lessons.problems import ContentError
+    from app.workshops import WorkshopNotFound, describe_problems, select_workshop
+
+    try:
+        select_workshop(settings)
+    except ContentError as error:
+        console.print("[red]The workshop content has problems; fix them and start again:[/]")
+        console.print(describe_problems(error), markup=False)
+        raise typer.Exit(1) from error
+    except WorkshopNotFound as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
 
 
 @cli.command()

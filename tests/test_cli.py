@@ -42,3 +42,21 @@ def test_doctor_explains_a_missing_engine_and_exits_non_zero(
     assert result.exit_code == 1
     assert "not answering" in result.output
     assert "FAIL" in result.output
+
+
+def test_serve_refuses_broken_content_with_the_problems_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workshop = tmp_path / "content" / "broken"
+    workshop.mkdir(parents=True)
+    (workshop / "workshop.yaml").write_text("title: Broken\ndescription: x\n")
+    (workshop / "01-first.md").write_text(
+        "---\ntitle: First\n---\nno minutes in the front matter\n"
+    )
+    monkeypatch.setenv("LABDECK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LABDECK_CONTENT_DIR", str(tmp_path / "content"))
+    result = CliRunner().invoke(cli.cli, ["serve"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "content has problems" in result.output
+    assert "01-first.md" in result.output
+    assert "Traceback" not in result.output
