@@ -11,14 +11,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.checks import publish, store
-from app.checks.runner import CheckResult, Executor, Progress, run_checks
+from app.checks.agent import AgentBackend, CheckAgents
+from app.checks.runner import CheckResult, Progress, run_checks
 from app.checks.setup import LessonSetups
 from app.checks.watch import Watches
 from app.events import EventHub
@@ -37,7 +38,7 @@ class SandboxProvider(Protocol):
     """What checks need from the sandbox service (app/sandboxes/service.py)."""
 
     @property
-    def backend(self) -> Executor: ...
+    def backend(self) -> AgentBackend: ...
 
     async def ready_sandbox(self, attendee_id: int, timeout: float = 60) -> str: ...
 
@@ -103,6 +104,11 @@ class CheckService:
         self.watches = Watches(self)
         self._inflight: dict[tuple[int, str], asyncio.Task[TaskRun]] = {}
 
+    @cached_property
+    def agents(self) -> CheckAgents:
+        """Where checks run: each sandbox's check agent, or a plain exec (app/checks/agent.py)."""
+        return CheckAgents(self.sandboxes.backend)
+
     async def check(self, attendee_id: int, lesson: Lesson, task: Task) -> TaskRun:
         """Run ``task``'s checks for this attendee (or join the run already going) and return
         the result once every check finished. Cancelling the caller does not stop the run."""
@@ -151,6 +157,8 @@ class CheckService:
         for run in running:
             run.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if "agents" in self.__dict__:
+            await self.agents.aclose()
 
     async def _checked_by_attendee(self, attendee_id: int, lesson: Lesson, task: Task) -> TaskRun:
         self.sandboxes.touch(attendee_id)
@@ -181,7 +189,7 @@ class CheckService:
             sandbox = await self.sandboxes.ready_sandbox(attendee_id, timeout=self.ready_timeout)
             backend = self.sandboxes.backend
             await self.setups.ensure(backend, sandbox, attendee_id, lesson)
-            checks = await run_checks(backend, sandbox, task.checks, remember)
+            checks = await run_checks(self.agents, sandbox, task.checks, remember)
             unavailable = ""
         except SandboxUnavailable as error:
             checks, unavailable = finished, str(error) or SANDBOX_RESTARTING

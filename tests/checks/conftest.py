@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,21 +23,67 @@ from app.events import EventHub
 from app.lessons.loader import load_workshop
 from app.lessons.schema import Workshop
 from app.models import Attendee
-from app.sandboxes.base import ExecResult, SandboxGone
+from app.sandboxes.base import ExecResult, SandboxError, SandboxGone
 from app.sandboxes.service import SandboxUnavailable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEMO_CONTENT = FIXTURES / "content"
 
 
+class LocalTty:
+    """A ``Tty`` over a local process's pipes (no terminal: the agent skips raw mode)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def read(self) -> bytes:
+        assert self.process.stdout is not None
+        return await self.process.stdout.read(1 << 16)
+
+    async def write(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(data)
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as error:
+            raise SandboxGone("the local agent is gone") from error
+
+    async def resize(self, cols: int, rows: int) -> None:
+        pass
+
+    async def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        await self.process.wait()
+
+
 class ShellBackend:
-    """Only ``exec`` is real; checks need nothing else from a backend."""
+    """``exec`` runs local bash; ``open_tty`` runs the check agent locally when ``agent`` is on
+    (off by default, so that tests can read ``commands``: checks then fall back to exec)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.gone: set[str] = set()
         self.commands: list[str] = []
         self.delay = 0.0  # seconds added before each exec, to overlap concurrent runs
+        self.agent = False
+        self.agents_opened = 0
+
+    async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> LocalTty:
+        if name in self.gone:
+            raise SandboxGone(f"{name} is not running")
+        if not self.agent:
+            raise SandboxError("python3: executable file not found in $PATH")
+        self.agents_opened += 1
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *command[1:],
+            cwd=self.home(name),
+            env={**os.environ, "HOME": str(self.home(name))},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return LocalTty(process)
 
     def home(self, name: str) -> Path:
         home = self.root / name

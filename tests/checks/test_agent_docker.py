@@ -1,0 +1,76 @@
+"""The check agent in a real sandbox: checks use it, it kills what hangs, and losing it costs
+nothing but a plain exec."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.bench.checks import Lab, real_lab
+from app.checks.agent import CheckAgents
+from app.config import Settings
+from app.lessons.loader import load_workshop
+
+pytestmark = [pytest.mark.docker, pytest.mark.anyio]
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_LABELS = {"io.labdeck.test": "1"}
+AGENT_PROCESSES = "pgrep -u learner -f '^python3 -c' | wc -l"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        content_dir=REPO / "content",
+        instance=f"test-{os.getpid()}-agent",
+        instructor_token="test-instructor-token-0123456789",
+        secret_key="test-secret-key-0123456789abcdef",
+        registry_port=_free_port(),
+        warm_pool_size=0,
+    )
+    async with real_lab(
+        settings, load_workshop(REPO / "content" / "docker-basics"), TEST_LABELS
+    ) as lab:
+        yield lab
+
+
+async def test_checks_in_a_real_sandbox_run_through_one_agent(lab: Lab) -> None:
+    sandbox = await lab.sandbox_for(lab.add_attendee("agent-user"))
+    agents: CheckAgents = lab.checks.agents
+    backend = lab.sandboxes.backend
+
+    first = await agents.exec(sandbox, "id -un; pwd; docker info --format '{{.ServerVersion}}'")
+    assert first.exit_code == 0, first.output
+    user, home, version = first.output.split()
+    assert (user, home) == ("learner", "/home/learner") and version
+    assert sandbox in agents._agents
+
+    # A hanging check is killed at its timeout, with what it started in the background.
+    hung = await agents.exec(sandbox, "sleep 301 & sleep 302", timeout=0.5)
+    assert hung.timed_out
+    left = await backend.exec(sandbox, "pgrep -c -f '^sleep 30[12]' || true", user="root")
+    assert left.output.strip() == "0"
+    counted = await backend.exec(sandbox, AGENT_PROCESSES, user="root")
+    assert counted.output.strip() == "1", "one agent per sandbox"
+
+    # The attendee kills the agent: the next check still answers, through a new agent.
+    await backend.exec(sandbox, "pkill -KILL -u learner -f '^python3 -c'", user="root")
+    after = await agents.exec(sandbox, "echo still-checked")
+    assert after.output == "still-checked\n"
