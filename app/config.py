@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     spawn_workers: int = Field(
         4, ge=1, le=64, description="Sandboxes created at the same time at most."
     )
+    check_workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description=(
+            "Tasks checked at the same time, portal-wide; later clicks wait their turn. "
+            "0 means twice the CPU cores: more only adds switching between processes."
+        ),
+    )
     registry_port: int = Field(
         5055,
         ge=1,

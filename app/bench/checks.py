@@ -97,7 +97,9 @@ async def real_lab(
     events = EventHub()
     config = ServiceConfig.from_settings(settings, workshop, warm_pool_size=0, labels=labels)
     sandboxes = SandboxService(db_engine, events, config)
-    checks = CheckService(sandboxes, events, db_engine, ready_timeout=120)
+    checks = CheckService(
+        sandboxes, events, db_engine, ready_timeout=120, workers=settings.check_workers
+    )
     backend: DockerBackend | None = None
     try:
         backend, registry = await asyncio.to_thread(prepare_docker, settings, labels)

@@ -7,7 +7,7 @@ the exec's TTY, switched to raw mode so that bytes pass untouched, one JSON obje
     portal → agent   {"id": 7, "run": "docker image inspect hello", "timeout": 15, "limit": 65536}
     agent → portal   {"id": 7, "exit_code": 0, "output": "…", "timed_out": false, "seconds": 0.04}
 
-Each check is still a process of its own: ``bash -c`` in a new session, in the attendee's home,
+Each check is still a process of its own: ``bash -lc`` in a new session, in the attendee's home,
 its output captured (never typed into the attendee's shell), its whole session SIGKILLed at the
 deadline and again when the command returns, so that background jobs it left die with it.
 What the agent saves is the container exec per check: on a small host that exec costs more CPU
@@ -57,7 +57,7 @@ def run(command: str, timeout: float, limit: int) -> dict[str, Any]:
     """Run ``command`` under ``bash -c`` for at most ``timeout`` seconds."""
     started = time.monotonic()
     process = subprocess.Popen(
-        ["bash", "-c", command],
+        ["bash", "-lc", command],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,7 +1,8 @@
-"""Run a task's checks inside a sandbox: one exec per check, never typed into the attendee's shell.
+"""Run a task's checks inside a sandbox: one process per check, never typed into the attendee's shell.
 
-Each check is its own ``bash -lc`` exec as ``learner`` (so the terminal and its history stay
-clean), killed at the check's timeout. Every check runs, in order, even after a failure: the
+Each check is its own ``bash -lc`` process as ``learner``, in a session of its own (so the
+terminal and its history stay clean), killed with whatever it started at the check's timeout.
+The ``Executor`` starts it: the sandbox's check agent (app/checks/agent.py), or a plain exec. Every check runs, in order, even after a failure: the
 attendee sees everything that is still missing at once.
 """
 

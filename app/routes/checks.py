@@ -39,7 +39,9 @@ def get_check_service(request: Request) -> CheckService:
     service: CheckService | None = getattr(state, "checks", None)
     sandboxes = getattr(state, "sandboxes", None)
     if service is None and sandboxes is not None:
-        service = state.checks = CheckService(sandboxes, state.events, state.db_engine)
+        service = state.checks = CheckService(
+            sandboxes, state.events, state.db_engine, workers=state.settings.check_workers
+        )
     if service is None:
         raise HTTPException(
             503, "Sandboxes are not running on this portal yet. Ask the instructor."
