@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,16 @@ def converse(*requests: object) -> list[dict[str, object]]:
         (request if isinstance(request, str) else json.dumps(request)) + "\n"
         for request in requests
     )
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM)], input=lines, capture_output=True, text=True, timeout=30
-    )
+    with tempfile.TemporaryDirectory() as home:  # bash -l reads the profile of this HOME
+        done = subprocess.run(
+            [sys.executable, str(PROGRAM)],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=home,
+            env={**os.environ, "HOME": home},
+        )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
