@@ -1,4 +1,5 @@
-"""Shared fixtures: settings on a temporary data dir, an app with a real SQLite file, a Docker sweep."""
+"""Shared fixtures: settings on a temporary data dir, an app with a real SQLite file, Chromium for
+the browser tests, a Docker sweep."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.settings import REPO, settings_for
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["REPO"]  # tests import it from here too
+
 TEST_LABEL = "io.labdeck.test"
+CHROMIUM = "/usr/bin/chromium"  # Debian's: never a browser Playwright downloads
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,14 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path / "data",
-        content_dir=REPO / "content",
-        instance=f"test-{os.getpid()}",
-        instructor_token="test-instructor-token-0123456789",
-        secret_key="test-secret-key-0123456789abcdef",
-    )
+    return settings_for(tmp_path / "data", f"test-{os.getpid()}")
 
 
 @pytest.fixture
@@ -49,6 +53,22 @@ def app(settings: Settings) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Chromium for one module: Playwright's sync API holds the main thread's event loop while it
+    runs, so a session-wide one would break every asyncio test collected after it."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (./labdeck test does it as root)"
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 _PID_IN_NAME = re.compile(r"(?:^|-)(\d{2,7})(?:-|$)")

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.responses import Response
 
 from app.config import Settings
 
@@ -44,6 +45,22 @@ def signed_marker(settings: Settings) -> str:
             {"role": "instructor", "fp": _fingerprint(settings.instructor_secret())}
         )
     )
+
+
+def remember_browser(response: Response, settings: Settings) -> None:
+    """Sign this browser in: a strict, script-proof cookie, sent over https only when served so."""
+    response.set_cookie(
+        INSTRUCTOR_COOKIE,
+        signed_marker(settings),
+        max_age=INSTRUCTOR_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=(settings.public_url or "").startswith("https://"),
+    )
+
+
+def forget_browser(response: Response) -> None:
+    response.delete_cookie(INSTRUCTOR_COOKIE, httponly=True, samesite="strict")
 
 
 def marker_valid(settings: Settings, value: str) -> bool:

@@ -18,13 +18,11 @@ def set_hand(session: Session, attendee: Attendee, raised: bool) -> bool:
     return True
 
 
-def clear_hand(session: Session, workshop: str, attendee_id: int) -> Attendee | None:
-    """The instructor has helped: lower the hand. None when there is no such attendee."""
-    attendee = session.get(Attendee, attendee_id)
-    if attendee is None or attendee.workshop != workshop:
-        return None
-    set_hand(session, attendee, raised=False)
-    return attendee
+def change_hand(session: Session, events: EventHub, attendee: Attendee, raised: bool) -> None:
+    """Raise or lower the hand and, when that changed anything, tell dashboards and the
+    attendee's pages."""
+    if set_hand(session, attendee, raised) and attendee.id is not None:
+        announce(events, attendee.id, raised)
 
 
 def announce(events: EventHub, attendee_id: int, raised: bool) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 from starlette.types import ASGIApp
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.events import INSTRUCTOR_TOPIC, Event, EventHub
 from app.instructor.dashboard import LiveDashboard
@@ -54,6 +55,18 @@ class DashboardFeed:
                 self._pump.cancel()
                 self._pump = None
 
+    async def serve(self, websocket: WebSocket) -> None:
+        """Send every update to an accepted, signed-in dashboard socket until it disconnects."""
+        async with self.listen() as updates:
+            sender = asyncio.create_task(_forward(websocket, updates))
+            try:
+                while True:  # the dashboard sends nothing we need; reading notices the disconnect
+                    await websocket.receive_text()
+            except WebSocketDisconnect:
+                pass
+            finally:
+                sender.cancel()
+
     async def _run(self, subscribed: asyncio.Event) -> None:
         async with self._app.state.events.subscribe(INSTRUCTOR_TOPIC) as events:
             subscribed.set()
@@ -80,6 +93,11 @@ class DashboardFeed:
             else:
                 message_for_it = message
             queue.put_nowait(message_for_it)
+
+
+async def _forward(websocket: WebSocket, updates: asyncio.Queue[str]) -> None:
+    while True:
+        await websocket.send_text(await updates.get())
 
 
 def announce_join(events: EventHub, attendee_id: int) -> None:

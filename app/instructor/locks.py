@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session, select
 
-from app.events import BROADCAST_TOPIC, EventHub
+from app.events import BROADCAST_TOPIC, INSTRUCTOR_TOPIC, EventHub
 from app.lessons.schema import Workshop
 from app.models import Attendee, LessonLock
 from app.templating import render
@@ -39,6 +39,18 @@ def set_locked(session: Session, workshop: Workshop, lesson: str, locked: bool) 
 def announce(events: EventHub, locked: list[str]) -> None:
     """Attendee pages waiting on a locked lesson reload when it opens (static/js/events.js)."""
     events.publish(BROADCAST_TOPIC, {"type": "lessons", "locked": sorted(locked)})
+
+
+def change_lock(
+    session: Session, events: EventHub, workshop: Workshop, lesson: str, locked: bool
+) -> str:
+    """Lock or unlock ``lesson``, then update attendee pages and dashboards. Returns the
+    lesson's title, for the instructor's confirmation."""
+    set_locked(session, workshop, lesson, locked)
+    announce(events, locked_slugs(session, workshop.slug))
+    events.publish(INSTRUCTOR_TOPIC, {"type": "locks", "lesson": lesson, "locked": locked})
+    found = workshop.lesson(lesson)
+    return found.title if found else lesson
 
 
 def locked_page(

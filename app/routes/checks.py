@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.checks import store
 from app.checks.service import CheckService, TaskRun
 from app.deps import AttendeeDep, SessionDep, WorkshopDep
+from app.instructor import locks
 from app.lessons.schema import Lesson, Task, Workshop
 from app.models import Attendee
 from app.progress import status_of
@@ -59,11 +60,29 @@ def find_task(workshop: Workshop, task_id: str) -> tuple[Lesson, Task]:
     return found
 
 
+def open_task(workshop: Workshop, session: Session, task_id: str) -> tuple[Lesson, Task]:
+    """The task, if its lesson is open: a locked lesson's checks wait, as its page does."""
+    lesson, task = find_task(workshop, task_id)
+    refuse_if_locked(workshop, session, lesson)
+    return lesson, task
+
+
+def refuse_if_locked(workshop: Workshop, session: Session, lesson: Lesson) -> None:
+    if locks.is_locked(session, workshop.slug, lesson.slug):
+        raise HTTPException(
+            403, f"The instructor has not opened the lesson '{lesson.title}' yet. Wait a moment."
+        )
+
+
 @router.post("/api/tasks/{task_id}/check")
 async def check_task_json(
-    task_id: str, workshop: WorkshopDep, attendee: AttendeeDep, checks: ChecksDep
+    task_id: str,
+    workshop: WorkshopDep,
+    attendee: AttendeeDep,
+    session: SessionDep,
+    checks: ChecksDep,
 ) -> dict[str, Any]:
-    lesson, task = find_task(workshop, task_id)
+    lesson, task = open_task(workshop, session, task_id)
     run = await checks.check(_id(attendee), lesson, task)
     return run.as_json()
 
@@ -77,7 +96,7 @@ async def check_task_card(
     session: SessionDep,
     checks: ChecksDep,
 ) -> HTMLResponse:
-    lesson, task = find_task(workshop, task_id)
+    lesson, task = open_task(workshop, session, task_id)
     run = await checks.check(_id(attendee), lesson, task)
     return _card(request, session, checks, attendee, task, run)
 
@@ -87,11 +106,12 @@ async def toggle_watch(
     task_id: str,
     workshop: WorkshopDep,
     attendee: AttendeeDep,
+    session: SessionDep,
     checks: ChecksDep,
     watch: Annotated[str, Form()] = "",
 ) -> Response:
     """A checked box sends ``watch=on``; an unchecked one sends nothing, which means off."""
-    lesson, task = find_task(workshop, task_id)
+    lesson, task = open_task(workshop, session, task_id)
     if watch == "on":
         checks.sandboxes.touch(_id(attendee))
         checks.watches.start(_id(attendee), lesson, task)
@@ -111,11 +131,16 @@ def solution_shown(
 
 @router.post("/lessons/{slug}/setup")
 async def prepare_lesson(
-    slug: str, workshop: WorkshopDep, attendee: AttendeeDep, checks: ChecksDep
+    slug: str,
+    workshop: WorkshopDep,
+    attendee: AttendeeDep,
+    session: SessionDep,
+    checks: ChecksDep,
 ) -> dict[str, Any]:
     lesson = workshop.lesson(slug)
     if lesson is None:
         raise HTTPException(404, "There is no lesson by that name.")
+    refuse_if_locked(workshop, session, lesson)
     problem = await checks.prepare_lesson(_id(attendee), lesson)
     return {"lesson": lesson.slug, "ready": not problem, "message": problem}
 

@@ -1,40 +1,28 @@
-"""The instructor's side: sign-in, the live dashboard, its actions, exports, `/api/class`; and the
-attendee's raise-hand button, which the dashboard answers."""
+"""The instructor's side: sign-in, the live dashboard, its actions, exports, `/api/class`. The
+attendee's raise-hand button, which the dashboard answers, is app/routes/hand.py."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from fastapi import (
-    APIRouter,
-    FastAPI,
-    Form,
-    HTTPException,
-    Query,
-    Request,
-    WebSocket,
-    WebSocketDisconnect,
-)
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app.attendees import RateLimiter
-from app.deps import AttendeeDep, InstructorDep, SessionDep, SettingsDep, WorkshopDep
-from app.events import INSTRUCTOR_TOPIC
+from app.deps import InstructorDep, SessionDep, SettingsDep, WorkshopDep
 from app.instructor import actions, auth, hands, locks
 from app.instructor.broadcasts import BroadcastBoard, EmptyBroadcast, latest_broadcast
 from app.instructor.dashboard import load_dashboard, load_rows
 from app.instructor.export import as_csv, class_json, export_rows
 from app.instructor.live import DashboardFeed
 from app.models import Attendee
+from app.routes import hand
 from app.templating import is_htmx, render, templates
 from app.websockets import FORBIDDEN, UNAUTHORIZED, origin_allowed
 
 router = APIRouter()
-attendee_router = APIRouter()
 
 
 def install(app: FastAPI) -> None:
@@ -44,7 +32,7 @@ def install(app: FastAPI) -> None:
     app.state.instructor_login_limiter = RateLimiter(limit=10, window=60)
     templates.env.globals["latest_broadcast"] = latest_broadcast
     app.include_router(router)
-    app.include_router(attendee_router)
+    app.include_router(hand.router)
 
 
 def _done(request: Request, message: str, kind: str = "ok", status: int = 200) -> Response:
@@ -108,21 +96,14 @@ async def login(
         }
         return render(request, "instructor/login.html", context, status_code=403)
     response = RedirectResponse("/instructor", status_code=303)
-    response.set_cookie(
-        auth.INSTRUCTOR_COOKIE,
-        auth.signed_marker(settings),
-        max_age=auth.INSTRUCTOR_COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="strict",
-        secure=(settings.public_url or "").startswith("https://"),
-    )
+    auth.remember_browser(response, settings)
     return response
 
 
 @router.post("/instructor/logout")
 async def logout() -> Response:
     response = RedirectResponse("/instructor", status_code=303)
-    response.delete_cookie(auth.INSTRUCTOR_COOKIE, httponly=True, samesite="strict")
+    auth.forget_browser(response)
     return response
 
 
@@ -192,8 +173,7 @@ async def clear_hand(
     attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
 ) -> Response:
     attendee = _attendee(session, workshop, attendee_id)
-    if hands.set_hand(session, attendee, raised=False):
-        hands.announce(request.app.state.events, attendee_id, raised=False)
+    hands.change_hand(session, request.app.state.events, attendee, raised=False)
     return _done(request, f"Cleared the hand of {attendee.name}.")
 
 
@@ -225,15 +205,11 @@ async def lock_lesson(
     workshop: WorkshopDep,
     session: SessionDep,
 ) -> Response:
+    events = request.app.state.events
     try:
-        locks.set_locked(session, workshop, slug, locked=change == "lock")
+        title = locks.change_lock(session, events, workshop, slug, locked=change == "lock")
     except locks.UnknownLesson as unknown:
         raise HTTPException(404, str(unknown)) from None
-    events = request.app.state.events
-    locks.announce(events, locks.locked_slugs(session, workshop.slug))
-    events.publish(INSTRUCTOR_TOPIC, {"type": "locks", "lesson": slug, "locked": change == "lock"})
-    lesson = workshop.lesson(slug)
-    title = lesson.title if lesson else slug
     return _done(request, f"“{title}” is {'locked' if change == 'lock' else 'open'}.")
 
 
@@ -271,52 +247,4 @@ async def live_updates(websocket: WebSocket) -> None:
         await websocket.close(code=code, reason="instructor sign-in needed")
         return
     feed: DashboardFeed = state.dashboard_feed
-    async with feed.listen() as updates:
-        sender = asyncio.create_task(_forward(websocket, updates))
-        try:
-            while True:  # the dashboard sends nothing we need; reading notices the disconnect
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            sender.cancel()
-
-
-async def _forward(websocket: WebSocket, updates: asyncio.Queue[str]) -> None:
-    while True:
-        await websocket.send_text(await updates.get())
-
-
-# -- the attendee's raised hand ----------------------------------------------------------------
-
-
-@attendee_router.get("/hand", response_class=HTMLResponse)
-async def hand_button(request: Request, attendee: AttendeeDep) -> HTMLResponse:
-    return render(request, "_partials/hand_button.html", {"attendee": attendee})
-
-
-@attendee_router.post("/hand")
-async def raise_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
-    return _set_hand(request, attendee, session, raised=True)
-
-
-@attendee_router.post("/hand/lower")
-async def lower_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
-    return _set_hand(request, attendee, session, raised=False)
-
-
-def _set_hand(request: Request, attendee: Attendee, session: Session, raised: bool) -> Response:
-    if hands.set_hand(session, attendee, raised) and attendee.id is not None:
-        hands.announce(request.app.state.events, attendee.id, raised)
-    if is_htmx(request):
-        return render(request, "_partials/hand_button.html", {"attendee": attendee})
-    return RedirectResponse(_same_site_referer(request) or "/lessons", status_code=303)
-
-
-def _same_site_referer(request: Request) -> str | None:
-    """Back to the page the button was on, never to another site."""
-    referer = urlsplit(request.headers.get("referer", ""))
-    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
-        return None
-    path = "/" + referer.path.lstrip("/")  # "//evil.example" would leave the site
-    return f"{path}?{referer.query}" if referer.query else path
+    await feed.serve(websocket)

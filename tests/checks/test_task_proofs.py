@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from app.bench.checks import Lab, real_lab
 from app.checks.service import TaskRun
-from app.config import Settings
 from app.lessons.loader import load_workshop
 from app.lessons.schema import Lesson, Task
+from tests.support.live_server import free_port
+from tests.support.settings import REPO, settings_for
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
 WORKSHOP = load_workshop(REPO / "content" / "docker-basics")
 TEST_LABELS = {"io.labdeck.test": "1"}
 
@@ -40,67 +38,70 @@ class Proof:
     near_miss_fails: str  # the name of a check the near miss must fail
 
 
+def build(folder: str, tag: str, dockerfile: str) -> str:
+    """The attendee writes ~/<folder>/Dockerfile and builds it as ``tag``."""
+    return (
+        f"cat > ~/{folder}/Dockerfile <<'EOF'\n{dockerfile.strip()}\nEOF\n"
+        f"docker build -q -t {tag} ~/{folder} >/dev/null"
+    )
+
+
+def dockerfile_proof(
+    folder: str, tag: str, *, do: str, near_miss: str, near_miss_fails: str
+) -> Proof:
+    """A task done by writing ~/<folder>/Dockerfile and building it as ``tag``."""
+    return Proof(build(folder, tag, do), build(folder, tag, near_miss), near_miss_fails)
+
+
+def healthy_web(probed_port: int) -> str:
+    """The web image whose HEALTHCHECK probes ``probed_port`` (it serves on 8080), run."""
+    dockerfile = f"""
+FROM busybox
+COPY index.html /www/index.html
+EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=3s --retries=3 \\
+  CMD wget -q -O /dev/null http://127.0.0.1:{probed_port}/ || exit 1
+USER 10001:10001
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+    return f"""{build("healthy-web", "healthy-web", dockerfile)}
+docker run -d --name healthy-web -p 8080:8080 healthy-web >/dev/null
+for i in $(seq 40); do
+  status="$(docker inspect -f '{{{{.State.Health.Status}}}}' healthy-web)"
+  [ "$status" = starting ] || break
+  sleep 1
+done"""
+
+
 WAIT_FOR_REGISTRY = (
     "for i in $(seq 100); do curl -fs localhost:5000/v2/ >/dev/null && break; sleep 0.2; done"
 )
 START_REGISTRY = (
     f"docker run -d -p 5000:5000 --name registry registry:2 >/dev/null\n{WAIT_FOR_REGISTRY}"
 )
-PUSH_HELLO = f"""{START_REGISTRY}
+TAG_HELLO = f"""{START_REGISTRY}
 docker pull -q hello-world >/dev/null
-docker tag hello-world localhost:5000/workshop/hello:v1
-docker push localhost:5000/workshop/hello:v1 >/dev/null"""
-WAIT_UNTIL_HEALTH_SETTLES = """for i in $(seq 40); do
-  status="$(docker inspect -f '{{.State.Health.Status}}' healthy-web)"
-  [ "$status" = starting ] || break
-  sleep 1
-done"""
-HEALTHY_WEB = """cat > ~/healthy-web/Dockerfile <<'EOF'
-FROM busybox
-COPY index.html /www/index.html
-EXPOSE 8080
-HEALTHCHECK --interval=5s --timeout=3s --retries=3 \\
-  CMD wget -q -O /dev/null http://127.0.0.1:{port}/ || exit 1
-USER 10001:10001
-CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
-EOF
-docker build -q -t healthy-web ~/healthy-web >/dev/null
-docker run -d --name healthy-web -p 8080:8080 healthy-web >/dev/null
-"""
-GREET_BUILD = """cat > ~/multistage/Dockerfile <<'EOF'
-FROM debian:bookworm-slim AS build
-WORKDIR /src
-COPY greet.sh .
-RUN mkdir -p /out \\
- && sed "s/@DEBIAN_VERSION@/$(cat /etc/debian_version)/" greet.sh > /out/greet \\
- && chmod 0755 /out/greet
-
-FROM busybox
-COPY --from=build /out/greet /usr/local/bin/greet
-USER 10001:10001
-ENTRYPOINT ["/usr/local/bin/greet"]
-EOF
-docker build -q -t tiny-greeter ~/multistage >/dev/null"""
-GREET_ONE_STAGE = """cat > ~/multistage/Dockerfile <<'EOF'
-FROM debian:bookworm-slim
-COPY greet.sh /src/greet.sh
-RUN sed "s/@DEBIAN_VERSION@/$(cat /etc/debian_version)/" /src/greet.sh > /usr/local/bin/greet \\
- && chmod 0755 /usr/local/bin/greet
-ENTRYPOINT ["/usr/local/bin/greet"]
-EOF
-docker build -q -t tiny-greeter ~/multistage >/dev/null"""
-TRUST_REGISTRY = """ADDR="$(hostname -i | awk '{print $1}'):5000"
+docker tag hello-world localhost:5000/workshop/hello:v1"""
+PUSH_HELLO = f"{TAG_HELLO}\ndocker push localhost:5000/workshop/hello:v1 >/dev/null"
+# Pushed, then the local tag removed: $DIGEST names what the registry holds.
+PUSH_HELLO_AND_FORGET_IT = f"""{PUSH_HELLO}
+DIGEST="$(docker image inspect \\
+  --format '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' localhost:5000/workshop/hello:v1 \\
+  | grep '^localhost:5000/workshop/hello@' | cut -d@ -f2)"
+docker rmi localhost:5000/workshop/hello:v1 >/dev/null"""
+# A registry that outlives engine restarts, reached by the sandbox's address and trusted in
+# daemon.json; the engine has not read that setting yet.
+TRUST_LASTING_REGISTRY = f"""docker run -d --name registry --restart always -p 5000:5000 \\
+  -v registry-data:/var/lib/registry registry:2 >/dev/null
+{WAIT_FOR_REGISTRY}
+ADDR="$(hostname -i | awk '{{print $1}}'):5000"
 sudo cat /etc/docker/daemon.json 2>/dev/null | jq -s --arg addr "$ADDR" \\
-  '(.[0] // {}) | ."insecure-registries" = (((."insecure-registries" // []) + [$addr]) | unique)' \\
+  '(.[0] // {{}}) | ."insecure-registries" = (((."insecure-registries" // []) + [$addr]) | unique)' \\
   > /tmp/daemon.json
 sudo cp /tmp/daemon.json /etc/docker/daemon.json"""
 RESTART_ENGINE = f"""sudo service docker restart >/dev/null
 for i in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
 {WAIT_FOR_REGISTRY}"""
-DIGEST_OF_HELLO = """DIGEST="$(docker image inspect \\
-  --format '{{range .RepoDigests}}{{println .}}{{end}}' localhost:5000/workshop/hello:v1 \\
-  | grep '^localhost:5000/workshop/hello@' | cut -d@ -f2)"
-docker rmi localhost:5000/workshop/hello:v1 >/dev/null"""
 
 PROOFS: dict[str, Proof] = {
     "run-hello-world": Proof(
@@ -113,38 +114,38 @@ PROOFS: dict[str, Proof] = {
         near_miss='docker run --name greeter busybox echo "Hello busybox"',
         near_miss_fails='It printed "Hello from busybox"',
     ),
-    "message-printer": Proof(
-        do="""cat > ~/printer/Dockerfile <<'EOF'
+    "message-printer": dockerfile_proof(
+        "printer",
+        "message-printer",
+        do="""
 FROM busybox
 COPY message.txt /message.txt
 CMD ["cat", "/message.txt"]
-EOF
-docker build -q -t message-printer ~/printer""",
+""",
         # The file is in the image, but the container prints its path, not its content.
-        near_miss="""cat > ~/printer/Dockerfile <<'EOF'
+        near_miss="""
 FROM busybox
 COPY message.txt /message.txt
 CMD ["echo", "/message.txt"]
-EOF
-docker build -q -t message-printer ~/printer""",
+""",
         near_miss_fails="A container prints exactly the content of ~/printer/message.txt",
     ),
-    "labelled-image": Proof(
-        do="""cat > ~/labelled/Dockerfile <<'EOF'
+    "labelled-image": dockerfile_proof(
+        "labelled",
+        "labelled-app",
+        do="""
 FROM busybox
 LABEL workshop="docker-basics"
 ENV GREETING="Hello, Docker"
 CMD echo "$GREETING"
-EOF
-docker build -q -t labelled-app ~/labelled""",
+""",
         # The exec form does not expand variables: it prints "$GREETING".
-        near_miss="""cat > ~/labelled/Dockerfile <<'EOF'
+        near_miss="""
 FROM busybox
 LABEL workshop="docker-basics"
 ENV GREETING="Hello, Docker"
 CMD ["echo", "$GREETING"]
-EOF
-docker build -q -t labelled-app ~/labelled""",
+""",
         near_miss_fails="A container prints the greeting",
     ),
     "dockerignore": Proof(
@@ -154,20 +155,20 @@ docker build -q -t ignore-demo ~/ignore-demo""",
 docker build -q -t ignore-demo ~/ignore-demo""",
         near_miss_fails="The auth folder is not in the image",
     ),
-    "non-root-user": Proof(
-        do="""cat > ~/non-root/Dockerfile <<'EOF'
+    "non-root-user": dockerfile_proof(
+        "non-root",
+        "non-root-app",
+        do="""
 FROM busybox
 USER 10001:10001
 CMD ["id"]
-EOF
-docker build -q -t non-root-app ~/non-root""",
+""",
         # A user is created, but the image never switches to it.
-        near_miss="""cat > ~/non-root/Dockerfile <<'EOF'
+        near_miss="""
 FROM busybox
 RUN echo 'app:x:10001:10001::/home/app:/bin/sh' >> /etc/passwd
 CMD ["id"]
-EOF
-docker build -q -t non-root-app ~/non-root""",
+""",
         near_miss_fails="The image declares a user that is not root",
     ),
     "tagged-build": Proof(
@@ -177,9 +178,30 @@ docker build -q -t non-root-app ~/non-root""",
         near_miss="docker build -q -t versioned-app:1.0 -t versioned-app:latest ~/versioned",
         near_miss_fails='It is the release image and prints "versioned-app 1.0"',
     ),
-    "multi-stage-build": Proof(
-        do=GREET_BUILD,
-        near_miss=GREET_ONE_STAGE,  # works, but ships all of Debian
+    "multi-stage-build": dockerfile_proof(
+        "multistage",
+        "tiny-greeter",
+        do="""
+FROM debian:bookworm-slim AS build
+WORKDIR /src
+COPY greet.sh .
+RUN mkdir -p /out \\
+ && sed "s/@DEBIAN_VERSION@/$(cat /etc/debian_version)/" greet.sh > /out/greet \\
+ && chmod 0755 /out/greet
+
+FROM busybox
+COPY --from=build /out/greet /usr/local/bin/greet
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/greet"]
+""",
+        # It works, but ships all of Debian.
+        near_miss="""
+FROM debian:bookworm-slim
+COPY greet.sh /src/greet.sh
+RUN sed "s/@DEBIAN_VERSION@/$(cat /etc/debian_version)/" /src/greet.sh > /usr/local/bin/greet \\
+ && chmod 0755 /usr/local/bin/greet
+ENTRYPOINT ["/usr/local/bin/greet"]
+""",
         near_miss_fails="Debian's tools stayed in the build stage",
     ),
     "detached-service": Proof(
@@ -204,8 +226,8 @@ docker run --rm -v ~/data:/data busybox sh -c 'echo "hello volume" > /data/greet
         near_miss_fails='It holds greeting.txt with the text "hello volume"',
     ),
     "healthcheck": Proof(
-        do=HEALTHY_WEB.replace("{port}", "8080") + WAIT_UNTIL_HEALTH_SETTLES,
-        near_miss=HEALTHY_WEB.replace("{port}", "80") + WAIT_UNTIL_HEALTH_SETTLES,
+        do=healthy_web(probed_port=8080),
+        near_miss=healthy_web(probed_port=80),
         near_miss_fails="The container reports itself healthy",
     ),
     "host-network": Proof(
@@ -223,32 +245,19 @@ docker run -d --name pidns-two busybox sleep 7200""",
     ),
     "push-to-registry": Proof(
         do=PUSH_HELLO,
-        # The registry runs and the image is tagged for it, but it was never pushed.
-        near_miss=f"""{START_REGISTRY}
-docker pull -q hello-world >/dev/null
-docker tag hello-world localhost:5000/workshop/hello:v1""",
+        near_miss=TAG_HELLO,  # the registry runs and the image is tagged for it, never pushed
         near_miss_fails="The registry has the repository workshop/hello",
     ),
     "local-registry": Proof(
-        do=f"""docker run -d --name registry --restart always -p 5000:5000 \\
-  -v registry-data:/var/lib/registry registry:2 >/dev/null
-{WAIT_FOR_REGISTRY}
-{TRUST_REGISTRY}
-{RESTART_ENGINE}""",
-        # daemon.json is right, but the engine was never restarted to read it.
-        near_miss=f"""docker run -d --name registry --restart always -p 5000:5000 \\
-  -v registry-data:/var/lib/registry registry:2 >/dev/null
-{WAIT_FOR_REGISTRY}
-{TRUST_REGISTRY}""",
+        do=f"{TRUST_LASTING_REGISTRY}\n{RESTART_ENGINE}",
+        near_miss=TRUST_LASTING_REGISTRY,  # daemon.json is right, but the engine never read it
         near_miss_fails="The engine runs with that setting (restarted after the change)",
     ),
     "pull-by-digest": Proof(
-        do=f"""{PUSH_HELLO}
-{DIGEST_OF_HELLO}
+        do=f"""{PUSH_HELLO_AND_FORGET_IT}
 docker pull -q "localhost:5000/workshop/hello@$DIGEST" >/dev/null""",
         # Fetched back by its tag, not by its digest.
-        near_miss=f"""{PUSH_HELLO}
-{DIGEST_OF_HELLO}
+        near_miss=f"""{PUSH_HELLO_AND_FORGET_IT}
 docker pull -q localhost:5000/workshop/hello:v1 >/dev/null""",
         near_miss_fails=(
             "An image carries a digest from your registry, without a tag for that repository"
@@ -306,23 +315,23 @@ class Proving:
     def check(self, lesson: Lesson, task: Task) -> TaskRun:
         return self.runner.run(self.lab.checks.check(self.attendee_id, lesson, task))
 
+    def attempt(self, lesson: Lesson, task: Task, steps: str = "") -> TaskRun:
+        """Check ``task`` after ``steps`` on a fresh sandbox (no steps: as it is handed out)."""
+        self.fresh(lesson)
+        if steps:
+            self.shell(steps)
+        return self.check(lesson, task)
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+
+_free_port = free_port  # the name tests/checks/test_bench.py imports
 
 
 @pytest.fixture(scope="module")
 def proving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proving]:
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path_factory.mktemp("proofs"),
-        content_dir=REPO / "content",
-        instance=f"test-{os.getpid()}-proof",
-        instructor_token="test-instructor-token-0123456789",
-        secret_key="test-secret-key-0123456789abcdef",
-        registry_port=_free_port(),
+    settings = settings_for(
+        tmp_path_factory.mktemp("proofs"),
+        f"test-{os.getpid()}-proof",
+        registry_port=free_port(),
         warm_pool_size=0,
     )
     with asyncio.Runner() as runner:
@@ -366,21 +375,16 @@ def test_task_checks_fail_fresh_pass_when_done_and_fail_a_near_miss(
     lesson, task = found
     hints = {check.name: check.message.strip() for check in task.checks}
 
-    proving.fresh(lesson)
-    fresh = proving.check(lesson, task)
+    fresh = proving.attempt(lesson, task)
     assert fresh.status == "failed", f"(a) a fresh sandbox must fail:\n{describe(fresh)}"
     for result in fresh.checks:
         assert result.passed or result.message.endswith(hints[result.name]), describe(fresh)
 
-    proving.fresh(lesson)
-    proving.shell(proof.near_miss)
-    near = proving.check(lesson, task)
+    near = proving.attempt(lesson, task, proof.near_miss)
     failed = {c.name for c in near.checks if not c.passed}
     assert near.status == "failed" and proof.near_miss_fails in failed, (
         f"(c) the near miss must fail '{proof.near_miss_fails}':\n{describe(near)}"
     )
 
-    proving.fresh(lesson)
-    proving.shell(proof.do)
-    done = proving.check(lesson, task)
+    done = proving.attempt(lesson, task, proof.do)
     assert done.passed, f"(b) doing the task must pass:\n{describe(done)}"

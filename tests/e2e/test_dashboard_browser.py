@@ -3,72 +3,29 @@ a hand, or reads a broadcast. Debian's Chromium through Playwright; a real uvico
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from app.config import Settings
-from tests.e2e.conftest import free_port
 from tests.instructor.support import TOKEN, checked, portal
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.browser
 
 NAME = "Ada <b>Lovelace</b>"
 
 
-class Portal:
-    """The portal app (sandboxes over FakeBackend) under uvicorn in a thread. ``call`` runs a
-    coroutine on the server's own event loop, where the event hub and the services live."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.app = portal(settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def serve() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.serve()
-
-        asyncio.run(serve())
-
-    def call(self, work: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(work(*args), self.loop).result(timeout=30)
-
-    def __enter__(self) -> Portal:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/healthz", timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the portal did not start within 30 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture
-def server(settings: Settings) -> Iterator[Portal]:
-    with Portal(settings) as running:
+def server(settings: Settings) -> Iterator[LiveServer]:
+    """The portal (sandboxes over FakeBackend); ``server.call`` runs the checks on its loop."""
+    with LiveServer(portal(settings)) as running:
         yield running
 
 
-def test_dashboard_updates_live_as_the_attendee_works(browser: Any, server: Portal) -> None:
+def test_dashboard_updates_live_as_the_attendee_works(browser: Any, server: LiveServer) -> None:
     teacher_context, attendee_context = browser.new_context(), browser.new_context()
     try:
         dashboard, lesson = teacher_context.new_page(), attendee_context.new_page()

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.browser
 

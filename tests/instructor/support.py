@@ -1,5 +1,6 @@
 """Helpers for the instructor tests: a portal app, sign-in, joining, CSRF headers, seeded progress,
-and small workshops written to disk (the real loader reads them)."""
+small workshops written to disk (the real loader reads them), and the fixtures of a tiny
+workshop with its instructor signed in (import them by name where they are used)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from http.cookiejar import Cookie
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -22,8 +24,13 @@ from app.main import create_app
 from app.models import Attendee, TaskProgress
 from app.sandboxes.fake import FakeBackend
 from app.sandboxes.service import SandboxService, ServiceConfig
+from tests.support.settings import INSTRUCTOR_TOKEN
 
-TOKEN = "test-instructor-token-0123456789"
+TOKEN = INSTRUCTOR_TOKEN
+TINY_LESSONS = [
+    ("First steps", [("one", "Task one"), ("two", "Task two")]),
+    ("More", [("three", "Task three")]),
+]
 
 
 def portal(settings: Settings) -> FastAPI:
@@ -220,3 +227,31 @@ def _task_block(task_id: str, title: str) -> str:
 def run_check(client: Client, attendee_id: int, task_id: str) -> bool:
     assert client.portal is not None
     return bool(client.portal.call(checked, client.app, attendee_id, task_id))
+
+
+# -- fixtures: the tiny workshop, one client, the instructor signed in --------------------------
+
+
+@pytest.fixture
+def tiny_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """A three-task workshop, small enough to spell out exact expectations."""
+    content = write_workshop(tmp_path / "content", "tiny", "Tiny workshop", TINY_LESSONS)
+    return settings.model_copy(update={"content_dir": content})
+
+
+@pytest.fixture
+def tiny_app(tiny_settings: Settings) -> FastAPI:
+    return portal(tiny_settings)
+
+
+@pytest.fixture
+def client(tiny_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(tiny_app) as client:
+        yield client
+
+
+@pytest.fixture
+def instructor(client: TestClient) -> Person:
+    person = Person(client)
+    sign_in(person)
+    return person

@@ -14,6 +14,7 @@ from app.checks import store
 from app.checks.service import CheckService
 from app.config import Settings
 from app.csrf import headers_for
+from app.instructor import locks
 from app.main import create_app
 from app.sandboxes.fake import FakeBackend
 from tests.checks.conftest import DEMO_CONTENT, FakeSandboxes, ShellBackend
@@ -114,6 +115,25 @@ def test_the_json_result_follows_the_contract(demo: TestClient, backend: ShellBa
     after = demo.post("/api/tasks/make-file/check").json()
     assert after["passed"] is True and all(c["passed"] for c in after["checks"])
     assert demo.get("/api/me").json()["tasks"]["make-file"] == "passed"
+
+
+def test_a_locked_lessons_tasks_are_not_checked(
+    demo: TestClient, demo_app: FastAPI, backend: ShellBackend
+) -> None:
+    join(demo, "Ada")
+    workshop = demo_app.state.workshop
+    with Session(demo_app.state.db_engine) as session:
+        locks.set_locked(session, workshop, "basics", True)
+    refused = demo.post("/api/tasks/make-file/check")
+    assert refused.status_code == 403
+    assert "has not opened the lesson" in refused.json()["error"]
+    for path in ("/tasks/make-file/check", "/tasks/make-file/watch", "/lessons/basics/setup"):
+        assert demo.post(path, headers=csrf(demo, **HTMX)).status_code == 403
+    assert backend.commands == [], "nothing ran in the sandbox"
+    assert demo.get("/api/me").json()["tasks"]["make-file"] == "not_tried"
+    with Session(demo_app.state.db_engine) as session:
+        locks.set_locked(session, workshop, "basics", False)
+    assert demo.post("/api/tasks/make-file/check").status_code == 200
 
 
 def test_htmx_gets_the_task_card_with_each_check(demo: TestClient) -> None:

@@ -4,7 +4,6 @@ and escaping of whatever attendees and content authors type."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +19,22 @@ from app.models import Sandbox
 from tests.instructor.support import (
     TOKEN,
     Person,
+    client,
     csrf,
+    instructor,
     join,
     portal,
     run_check,
     sandboxes,
     sign_in,
+    tiny_app,
+    tiny_settings,
     write_workshop,
 )
 
+__all__ = ["client", "instructor", "tiny_app", "tiny_settings"]  # the tiny workshop's fixtures
+
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture
-def tiny_app(settings: Settings, tmp_path: Path) -> FastAPI:
-    lessons = [
-        ("First", [("one", "Task one"), ("two", "Task two")]),
-        ("Second", [("three", "Three")]),
-    ]
-    content = write_workshop(tmp_path / "content", "tiny", "Tiny", lessons)
-    return portal(settings.model_copy(update={"content_dir": content}))
-
-
-@pytest.fixture
-def client(tiny_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(tiny_app) as client:
-        yield client
-
-
-@pytest.fixture
-def instructor(client: TestClient) -> Person:
-    person = Person(client)
-    sign_in(person)
-    return person
 
 
 @pytest.fixture

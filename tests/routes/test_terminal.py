@@ -7,11 +7,9 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -31,6 +28,7 @@ from app.config import Settings
 from app.main import create_app
 from app.sandboxes.base import SandboxBackend
 from app.sandboxes.fake import FakeBackend
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +45,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def portal_settings(data_dir: Path, instance: str) -> Settings:
     return Settings(
         _env_file=None,
@@ -65,53 +57,15 @@ def portal_settings(data_dir: Path, instance: str) -> Settings:
     )
 
 
-def _serve_sandboxes_until_main_does(app: Any) -> None:
-    """Enter ``sandboxes_lifespan`` when ``app/main.py``'s lifespan does not (yet). A no-op once
-    it does; then this function can go."""
-    from app.sandboxes.service import sandboxes_lifespan
-
-    main_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def with_sandboxes(served: Any) -> AsyncIterator[None]:
-        async with main_lifespan(served):
-            if hasattr(served.state, "sandboxes"):
-                yield
-                return
-            async with sandboxes_lifespan(served):
-                yield
-
-    app.router.lifespan_context = with_sandboxes
-
-
-class Portal:
-    """LabDeck served by a real uvicorn on a free loopback port, with ``backend`` under its
-    sandbox service (``app.state.sandbox_backend``)."""
+class Portal(LiveServer):
+    """LabDeck on a real uvicorn with ``backend`` under its sandbox service
+    (``app.state.sandbox_backend``), and the attendee's side of its sockets."""
 
     def __init__(self, settings: Settings, backend: SandboxBackend) -> None:
-        self.app = create_app(settings)
-        _serve_sandboxes_until_main_does(self.app)
-        self.app.state.sandbox_backend = backend
+        app = create_app(settings)
+        app.state.sandbox_backend = backend
+        super().__init__(app)
         self.backend = backend
-        self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Portal:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the portal did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
     def join(self, name: str) -> str:
         """A new attendee's session cookie."""
