@@ -4,7 +4,6 @@ nothing but a plain exec."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,8 +11,9 @@ import pytest
 
 from app.bench.checks import Lab, real_lab
 from app.checks.agent import CheckAgents
-from app.config import Settings
 from app.lessons.loader import load_workshop
+from tests.support.live_server import free_port
+from tests.support.settings import settings_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -27,23 +27,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        content_dir=REPO / "content",
-        instance=f"test-{os.getpid()}-agent",
-        instructor_token="test-instructor-token-0123456789",
-        secret_key="test-secret-key-0123456789abcdef",
-        registry_port=_free_port(),
-        warm_pool_size=0,
+    settings = settings_for(
+        tmp_path, f"test-{os.getpid()}-agent", registry_port=free_port(), warm_pool_size=0
     )
     async with real_lab(
         settings, load_workshop(REPO / "content" / "docker-basics"), TEST_LABELS

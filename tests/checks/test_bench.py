@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from app.bench.checks import THREE_CHECKS, exec_floor, measure, real_lab
 from app.bench.cli import bench_app, register_all
-from app.config import Settings
 from app.lessons.loader import load_workshop
-from tests.checks.test_task_proofs import REPO, TEST_LABELS, _free_port
+from tests.checks.test_task_proofs import REPO, TEST_LABELS
+from tests.support.live_server import free_port
+from tests.support.settings import settings_for
 
 
 def test_the_checks_benchmark_is_a_bench_command() -> None:
@@ -23,14 +24,10 @@ def test_the_checks_benchmark_is_a_bench_command() -> None:
 
 @pytest.mark.docker
 def test_the_benchmark_measures_real_check_runs(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        content_dir=REPO / "content",
-        instance=f"test-{os.getpid()}-bench",
-        instructor_token="test-instructor-token-0123456789",
-        secret_key="test-secret-key-0123456789abcdef",
-        registry_port=_free_port(),
+    settings = settings_for(
+        tmp_path / "data",
+        f"test-{os.getpid()}-bench",
+        registry_port=free_port(),
         warm_pool_size=0,
     )
     workshop = load_workshop(REPO / "content" / "docker-basics")

@@ -323,9 +323,6 @@ class Proving:
         return self.check(lesson, task)
 
 
-_free_port = free_port  # the name tests/checks/test_bench.py imports
-
-
 @pytest.fixture(scope="module")
 def proving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proving]:
     settings = settings_for(
