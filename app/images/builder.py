@@ -213,7 +213,9 @@ def build_recipe(
         _remove_old_images(client, recipe.name)
         return BuildResult(recipe.name, recipe.tag, current["Id"], False, _since(started), mode)
     with tempfile.TemporaryDirectory(prefix=f"labdeck-build-{recipe.name}-") as workdir:
-        context = assemble_context(recipe.folder, Path(workdir), find_extra_ca_files())
+        context = assemble_context(
+            recipe.folder, Path(workdir), find_extra_ca_files(), ca_folder=recipe.extra_ca_folder
+        )
         image_id = _stream_build(client, recipe, context, mode, digest, force, progress)
     _remove_if_dangling(client, current["Id"] if current else None)
     _remove_old_images(client, recipe.name)
@@ -233,6 +235,7 @@ def _stream_build(
     try:
         for chunk in client.api.build(
             path=str(context),
+            dockerfile=recipe.dockerfile,
             tag=recipe.tag,
             labels=labels_for(recipe.name, digest, mode),
             buildargs=_build_args(mode),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.images.context import CONTEXT_CA_DIR
+
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
 # Offline, every recipe builds FROM this debootstrap image (build arg BASE); online, the
@@ -24,6 +26,10 @@ class Recipe:
     workshop_name: str | None = None
     # Where the recipe's files are when not in RECIPES_DIR (tests build throwaway recipes).
     recipe_dir: Path | None = None
+    # Both relative to the build context: a recipe folder that is a whole source tree (the
+    # portal's, see tests/test_compose.py) keeps its Dockerfile and CA folder elsewhere.
+    dockerfile: str = "Dockerfile"
+    extra_ca_folder: str = CONTEXT_CA_DIR
 
     @property
     def is_workshop_image(self) -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 # Debian's place for local CA certificates; users behind a TLS-inspecting proxy put its CA here.
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
-# The folder every build context carries them in; Dockerfiles COPY it to HOST_CA_DIR.
+# The folder a build context carries them in (unless its recipe says otherwise); Dockerfiles
+# COPY it to HOST_CA_DIR.
 CONTEXT_CA_DIR = "extra-ca"
 # Editor and Python leftovers must not make an image look outdated.
 _IGNORED_NAMES = {"__pycache__", ".DS_Store"}
@@ -73,14 +74,18 @@ def _ca_name(ca_file: Path, ca_dir: Path) -> str:
 
 
 def assemble_context(
-    recipe_dir: Path, destination: Path, ca_files: Iterable[Path] = (), ca_dir: Path = HOST_CA_DIR
+    recipe_dir: Path,
+    destination: Path,
+    ca_files: Iterable[Path] = (),
+    ca_dir: Path = HOST_CA_DIR,
+    ca_folder: str = CONTEXT_CA_DIR,
 ) -> Path:
-    """Copy the recipe and the CA files (as ``extra-ca/``) into ``destination``; returns it."""
+    """Copy the recipe and the CA files (into ``ca_folder``) into ``destination``; returns it."""
     for relative in recipe_files(recipe_dir):
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(recipe_dir / relative, target)
-    ca_target = destination / CONTEXT_CA_DIR
+    ca_target = destination / ca_folder
     ca_target.mkdir(parents=True, exist_ok=True)
     for ca_file in ca_files:
         target = ca_target / _ca_name(ca_file, ca_dir)
