@@ -36,10 +36,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
-COPY requirements.lock /opt/labdeck/requirements.lock
+# The runtime lock: the same pins as requirements.lock without the test tools (playwright, mypy).
+COPY requirements-runtime.lock /opt/labdeck/requirements-runtime.lock
 # /opt/labdeck goes on the venv's path, as ./labdeck does with a checkout (no package build).
 RUN python3 -m venv /opt/venv \
-    && pip install --no-cache-dir --require-hashes -r /opt/labdeck/requirements.lock \
+    && pip install --no-cache-dir --require-hashes -r /opt/labdeck/requirements-runtime.lock \
     && python3 -c 'import site; open(site.getsitepackages()[0] + "/labdeck.pth", "w").write("/opt/labdeck\n")'
 WORKDIR /opt/labdeck
 COPY --from=frontend /src/static/vendor /opt/labdeck/static/vendor

@@ -123,13 +123,29 @@ def test_compose_runs_production_with_known_settings_only() -> None:
 # -- the image -----------------------------------------------------------------------------------
 
 
+def pins(lock: str) -> set[str]:
+    return set(re.findall(r"^([a-z0-9_.-]+==\S+)", (REPO / lock).read_text(), re.MULTILINE))
+
+
+def test_the_runtime_lock_pins_what_the_full_lock_pins() -> None:
+    """The image installs requirements-runtime.lock; it must not drift from the tested lock."""
+    runtime, full = pins("requirements-runtime.lock"), pins("requirements.lock")
+    assert runtime and runtime <= full, sorted(runtime - full)
+    assert not any(name.startswith(("pytest==", "playwright==", "mypy==")) for name in runtime)
+
+
 def dockerignore_patterns() -> list[str]:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def test_the_build_context_leaves_secrets_and_local_state_out(tmp_path: Path) -> None:
-    kept = ["app/main.py", "deploy/extra-ca/proxy.crt", "requirements.lock", "static/js/lesson.js"]
+    kept = [
+        "app/main.py",
+        "deploy/extra-ca/proxy.crt",
+        "requirements-runtime.lock",
+        "static/js/lesson.js",
+    ]
     left_out = [".env", "data/labdeck.db", ".venv/bin/python", "static/vendor/htmx/htmx.min.js"]
     for relative in kept + left_out:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
