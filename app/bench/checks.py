@@ -168,10 +168,17 @@ class Samples:
     total: list[float] = field(default_factory=list)
     execs: list[float] = field(default_factory=list)
     busy_cpu_seconds: float = 0.0  # the whole machine's, during the measured rounds
+    portal_cpu_seconds: float = 0.0  # this process's (the portal's part), during the rounds
 
     def cpu_per_check(self) -> float:
+        return self._per_check(self.busy_cpu_seconds)
+
+    def portal_cpu_per_check(self) -> float:
+        return self._per_check(self.portal_cpu_seconds)
+
+    def _per_check(self, seconds: float) -> float:
         checks = len(self.total) * len(THREE_CHECKS)
-        return round(self.busy_cpu_seconds / checks, 4) if checks else float("nan")
+        return round(seconds / checks, 4) if checks else float("nan")
 
 
 async def measure(lab: Lab, attendees: int, rounds: int) -> Samples:
@@ -195,10 +202,11 @@ async def measure(lab: Lab, attendees: int, rounds: int) -> Samples:
     await asyncio.gather(*(one(i) for i in ids))  # warm-up: first exec per sandbox
     samples.total.clear()
     samples.execs.clear()
-    busy_before = busy_cpu_seconds()
+    busy_before, portal_before = busy_cpu_seconds(), time.process_time()
     for _ in range(rounds):
         await asyncio.gather(*(one(i) for i in ids))
     samples.busy_cpu_seconds = busy_cpu_seconds() - busy_before
+    samples.portal_cpu_seconds = time.process_time() - portal_before
     return samples
 
 
@@ -243,6 +251,8 @@ async def run_bench(
             "twenty_at_once_three_execs": summarize(crowd.execs),
             "machine_cpu_seconds_per_check_alone": alone.cpu_per_check(),
             "machine_cpu_seconds_per_check_twenty": crowd.cpu_per_check(),
+            "portal_cpu_seconds_per_check_alone": alone.portal_cpu_per_check(),
+            "portal_cpu_seconds_per_check_twenty": crowd.portal_cpu_per_check(),
         },
         "cpus": os.cpu_count(),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
