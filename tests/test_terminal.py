@@ -1,11 +1,12 @@
-"""The terminal session logic (app/terminal.py) without sockets or Docker: frames, the bounded
-buffer, and one terminal served over an in-memory websocket with a scripted TTY."""
+"""The terminal's portal side without sockets or Docker: frames (app/terminal_frames.py), the
+bounded buffer (app/terminal_buffer.py), and one terminal served over an in-memory websocket
+with a scripted TTY (app/terminal.py, app/terminal_connection.py). The sandbox side is in
+tests/test_terminal_session.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,18 +20,16 @@ from app import terminal
 from app.events import EventHub, attendee_topic
 from app.sandboxes.base import ExecResult, SandboxGone
 from app.sandboxes.service import SandboxUnavailable
-from app.terminal import (
-    CLIENT_TTY,
+from app.terminal import serve_terminal
+from app.terminal_buffer import OutputBuffer
+from app.terminal_frames import (
     MAX_CLIENT_FRAME,
     Control,
     FrameRefused,
     Keys,
-    OutputBuffer,
     Resize,
     TerminalSize,
-    attach_command,
     parse_client_frame,
-    serve_terminal,
 )
 
 pytestmark = pytest.mark.anyio
@@ -76,30 +75,6 @@ def test_bad_frames_are_refused_with_their_close_code(message: dict[str, Any], c
 
 def test_a_frame_of_exactly_the_limit_is_fine() -> None:
     assert parse_client_frame({"bytes": b"x" * MAX_CLIENT_FRAME}) == Keys(b"x" * MAX_CLIENT_FRAME)
-
-
-# -- the attach command ------------------------------------------------------------------------
-
-
-def test_attach_command_passes_size_and_mode_as_arguments() -> None:
-    argv = attach_command(TerminalSize(100, 30), read_only=False)
-    assert argv[:2] == ["bash", "-c"]
-    assert argv[3:] == ["labdeck-terminal", "100", "30", "write"]
-    assert attach_command(TerminalSize(), read_only=True)[-1] == "read"
-    assert "tmux" in argv[2] and "attach-session -f read-only,ignore-size" in argv[2]
-
-
-def test_the_script_names_its_tty_in_a_sequence_the_portal_recognises() -> None:
-    # The script's first line, run by a real bash; the TTY name is passed in instead of `tty`.
-    first_line = attach_command(TerminalSize(), read_only=False)[2].strip().splitlines()[1]
-    script = first_line.replace('"$(tty)"', "/dev/pts/17")
-    output = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
-    found = CLIENT_TTY.search(output)
-    assert found is not None and found.group(1) == b"/dev/pts/17"
-
-
-def test_the_tty_marker_accepts_only_a_pts_path() -> None:
-    assert CLIENT_TTY.search(b"\x1b]6973;/dev/pts/3; rm -rf ~\x07") is None
 
 
 # -- the bounded buffer -----------------------------------------------------------------------
@@ -169,9 +144,11 @@ class StubBackend:
     tty: ScriptedTty
     commands: list[list[str]] = field(default_factory=list)
     execs: list[str] = field(default_factory=list)
+    open_seconds: float = 0.0
 
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Any:
         self.commands.append(command)
+        await asyncio.sleep(self.open_seconds)
         return self.tty
 
     async def exec(self, name: str, command: str, *, timeout: float = 15, **_: Any) -> Any:
@@ -264,10 +241,15 @@ async def test_keys_typed_before_the_shell_arrive_first_and_in_order() -> None:
         await asyncio.sleep(0.05)
         sandboxes.ready.set()
         assert (await page.status())["state"] == "connected"
-        page.send(b" late\r")
+        page.send(b" late")
+        await asyncio.sleep(0.05)
+        assert tty.written == b""  # the attach has not set its TTY up yet
+        tty.output.put_nowait(b"\x1b]6973;/dev/pts/4\x07")
+        await page.next()
+        page.send(b"\r")
         await asyncio.sleep(0.05)
     assert bytes(tty.written) == b"echo early late\r"
-    assert sandboxes.touched == 3
+    assert sandboxes.touched == 4
     assert sandboxes.backend.commands[0][-3:] == ["90", "30", "write"]
 
 
@@ -301,10 +283,10 @@ async def test_when_the_shell_ends_the_page_hears_why_and_the_socket_closes_norm
         assert (await page.status())["state"] == "ended"
         assert await page.closed() == 1000
     assert tty.closed
-    assert sandboxes.backend.execs == []  # the tmux client is gone already
+    assert sandboxes.backend.execs == []  # the attach has ended already
 
 
-async def test_leaving_detaches_exactly_this_tmux_client() -> None:
+async def test_leaving_ends_exactly_this_attach() -> None:
     tty = ScriptedTty()
     sandboxes = StubSandboxes(StubBackend(tty))
     sandboxes.ready.set()
@@ -313,7 +295,7 @@ async def test_leaving_detaches_exactly_this_tmux_client() -> None:
         tty.output.put_nowait(b"\x1b]6973;/dev/pts/12\x07$ ")
         await page.next()
     assert tty.closed
-    assert sandboxes.backend.execs == ["tmux detach-client -t /dev/pts/12"]
+    assert sandboxes.backend.execs == ["pkill -HUP -t pts/12"]
 
 
 async def test_resize_after_attaching_reaches_the_tty() -> None:
@@ -326,6 +308,19 @@ async def test_resize_after_attaching_reaches_the_tty() -> None:
         page.send('{"type": "ping"}')
         assert json.loads((await page.next())["text"]) == {"type": "pong"}
     assert tty.sizes == [(132, 43)]
+
+
+async def test_a_resize_while_the_exec_starts_reaches_the_tty_too() -> None:
+    tty = ScriptedTty()
+    sandboxes = StubSandboxes(StubBackend(tty, open_seconds=0.2))
+    sandboxes.ready.set()
+    async with served(sandboxes) as page:
+        await asyncio.sleep(0.1)  # the attach command is made, the exec is starting
+        page.send('{"type": "resize", "cols": 100, "rows": 30}')
+        await page.status()
+        await asyncio.sleep(0.05)
+    assert sandboxes.backend.commands[0][-3:] == ["80", "24", "write"]
+    assert tty.sizes == [(100, 30)]
 
 
 async def test_read_only_drops_keys_and_does_not_count_as_activity() -> None:
@@ -350,10 +345,13 @@ async def test_an_unavailable_sandbox_is_explained_then_closed_with_4503() -> No
 
 
 async def test_a_vanished_sandbox_under_the_keys_closes_with_4503() -> None:
-    sandboxes = StubSandboxes(StubBackend(ScriptedTty(vanish_on_write=True)))
+    tty = ScriptedTty(vanish_on_write=True)
+    sandboxes = StubSandboxes(StubBackend(tty))
     sandboxes.ready.set()
     async with served(sandboxes) as page:
         await page.status()
+        tty.output.put_nowait(b"$ ")
+        await page.next()
         page.send(b"x")
         assert (await page.status())["state"] == "unavailable"
         assert await page.closed() == 4503

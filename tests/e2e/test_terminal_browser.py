@@ -12,7 +12,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 __all__ = ["docker_portal"]  # the module-scoped portal over real sandboxes
 
-ROWS = "#terminal .xterm-rows"
+# The terminal's text, scrollback included, with wrapped rows joined back into their lines:
+# what is on screen depends on the terminal's width, and a long command wraps.
+TERMINAL_TEXT = """() => {
+  const buffer = window.labdeckTerminalSession?.term.buffer.active;
+  let text = "";
+  for (let row = 0; buffer && row < buffer.length; row++) {
+    const line = buffer.getLine(row);
+    text += (line.isWrapped ? "" : "\\n") + line.translateToString(true);
+  }
+  return text;
+}"""
 
 
 def joined_lesson_page(browser: Any, portal: Portal, name: str) -> Any:
@@ -32,9 +42,7 @@ def type_into_terminal(page: Any, text: str) -> None:
 
 def wait_for_rows(page: Any, text: str, timeout: float = 60_000) -> None:
     page.wait_for_function(
-        "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
-        arg=[ROWS, text],
-        timeout=timeout,
+        f"(text) => ({TERMINAL_TEXT})().includes(text)", arg=text, timeout=timeout
     )
 
 
@@ -47,6 +55,9 @@ def test_typing_in_the_page_terminal_runs_the_command_in_the_sandbox(
         type_into_terminal(page, "echo browser-$((6*7))")
         wait_for_rows(page, "browser-42")
         assert page.locator(".terminal-status").is_hidden()
+        cols, rows = page.evaluate("(t => [t.cols, t.rows])(window.labdeckTerminalSession.term)")
+        type_into_terminal(page, "echo size=$(stty size)")
+        wait_for_rows(page, f"size={rows} {cols}")  # the shell has the page's size
     finally:
         page.close()
 
@@ -94,6 +105,7 @@ def test_copy_and_paste_with_ctrl_shift_c_and_v(browser: Any, docker_portal: Por
         page.evaluate("navigator.clipboard.writeText('echo pasted-$((1+2))')")
         page.click("#terminal")
         page.keyboard.press("Control+Shift+V")
+        wait_for_rows(page, "echo pasted-$((1+2))")  # the paste waits for a clipboard promise
         page.keyboard.press("Enter")
         wait_for_rows(page, "pasted-3")
     finally:
