@@ -3,6 +3,7 @@ the browser tests, a Docker sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -114,11 +115,15 @@ def _leftovers(client: object) -> list[str]:
     def mine(labels: dict[str, str], name: str) -> bool:
         return _is_test_object(labels) and not _other_live_session(labels, name)
 
-    for container in client.containers.list(all=True):
-        if mine(container.labels, container.name):
-            if not _is_infrastructure(container.labels, container.name):
-                leaked.append(f"container {container.name}")
-            container.remove(force=True, v=True)
+    # The list endpoint's own fields: inspecting each container would race with other runs
+    # removing theirs (a 404 mid-list).
+    for summary in client.api.containers(all=True):
+        labels, name = summary.get("Labels") or {}, summary["Names"][0].lstrip("/")
+        if mine(labels, name):
+            if not _is_infrastructure(labels, name):
+                leaked.append(f"container {name}")
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(summary["Id"], force=True, v=True)
     for network in client.networks.list():
         labels = network.attrs.get("Labels") or {}
         if mine(labels, network.name):
@@ -134,7 +139,8 @@ def _leftovers(client: object) -> list[str]:
         if mine(labels, volume.name):
             if not _is_infrastructure(labels, volume.name):
                 leaked.append(f"volume {volume.name}")
-            volume.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)
     return leaked
 
 
