@@ -1,7 +1,9 @@
 """`labdeck bench spawn`: from asking for a sandbox to its inner engine answering `docker info`.
 
 Three ways, measured in the same run on the same engine, image and flags:
-  raw   create and start the container with docker-py, then poll `docker info` inside: the floor;
+  raw   create and start the container with docker-py, then wait inside with the portal's own
+        probe (``READY_PROBE``: the engine answers `GET /info`, the request of `docker info`),
+        without the portal around it: the floor;
   cold  through the portal's service: admission queue, database rows, events, ready probe;
   warm  a warm-pool hand-out, then one `docker info` inside (``hand_out_only``: without it).
 ``--concurrency`` clients ask at once (each timed from its own request); the portal creates
@@ -12,35 +14,53 @@ medians is the portal's overhead. Everything made here is removed at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from app.bench.checks import Lab, bench_settings, real_lab
+from app.bench.checks import Lab, bench_settings, busy_cpu_seconds, real_lab
 from app.bench.cli import emit, summarize
+from app.bench.dashboard import cpu_calibration_ms
 from app.config import Settings
 from app.sandboxes.base import SandboxSpec
 from app.sandboxes.docker_backend import DockerBackend
+from app.sandboxes.docker_exec import READY_PROBE
 from app.sandboxes.naming import sandbox_name
 
 TARGET_WARM_P95_SECONDS = 0.2
 TARGET_COLD_OVERHEAD = 0.20
 TARGET_ALL_READY_SECONDS = 10.0
+CLASS_AT_ONCE = 20
 READY_TIMEOUT_SECONDS = 300.0
-# What "the engine answers" means for the raw containers: the same question the portal asks.
-POLL_DOCKER_INFO = "until docker info >/dev/null 2>&1; do sleep 0.05; done"
+
+
+@dataclass(frozen=True)
+class Timed:
+    samples: list[float]  # seconds each one took
+    wall: float  # seconds until the last one was done
+    machine_cpu: float  # busy CPU-seconds of the whole machine meanwhile
+
+    def summary(self) -> dict[str, Any]:
+        per_item = self.machine_cpu / len(self.samples) if self.samples else float("nan")
+        return {
+            **summarize(self.samples),
+            "all_ready_seconds": round(self.wall, 3),
+            "machine_cpu_seconds_each": round(per_item, 3),
+        }
 
 
 async def timed_in_parallel(
     items: list[Any], concurrency: int, one: Callable[[Any], Awaitable[None]]
-) -> tuple[list[float], float]:
-    """Seconds each ``one(item)`` took with ``concurrency`` at a time, and the wall time."""
+) -> Timed:
+    """Time each ``one(item)`` with ``concurrency`` at a time."""
     gate = asyncio.Semaphore(concurrency)
 
     async def timed(item: Any) -> float:
@@ -49,18 +69,21 @@ async def timed_in_parallel(
             await one(item)
             return time.perf_counter() - started
 
-    started = time.perf_counter()
+    started, busy_before = time.perf_counter(), busy_cpu_seconds()
     samples = await asyncio.gather(*(timed(item) for item in items))
-    return list(samples), time.perf_counter() - started
+    wall = time.perf_counter() - started
+    return Timed(list(samples), wall, busy_cpu_seconds() - busy_before)
 
 
 def raw_run(backend: DockerBackend, spec: SandboxSpec) -> None:
     """`docker run` and wait for `docker info` inside, in plain docker-py (blocks)."""
     # The backend's own container builder, so that image, limits, runtime profile, volume,
     # network, labels and environment are exactly what the portal uses.
-    backend._create_container(spec)
+    backend.containers.create(spec)
     backend.api.start(spec.name)
-    exec_id = str(backend.api.exec_create(spec.name, ["sh", "-c", POLL_DOCKER_INFO])["Id"])
+    # The portal's own wait for `docker info` (without its timeout guard): the same question,
+    # asked as cheaply, so that the ratio is the portal's overhead and nothing else.
+    exec_id = str(backend.api.exec_create(spec.name, ["bash", "-c", READY_PROBE])["Id"])
     backend.api.exec_start(exec_id)
     if backend.api.exec_inspect(exec_id).get("ExitCode") != 0:
         raise RuntimeError(f"the engine in {spec.name} never answered")
@@ -81,12 +104,12 @@ async def measure_raw(lab: Lab, count: int, concurrency: int) -> dict[str, Any]:
         for _ in range(count)
     ]
     try:
-        samples, wall = await timed_in_parallel(
+        timed = await timed_in_parallel(
             specs, concurrency, lambda spec: asyncio.to_thread(raw_run, backend, spec)
         )
     finally:
         await asyncio.gather(*(backend.remove(spec.name) for spec in specs))
-    return {**summarize(samples), "all_ready_seconds": round(wall, 3)}
+    return timed.summary()
 
 
 async def measure_cold(lab: Lab, count: int, concurrency: int) -> dict[str, Any]:
@@ -97,10 +120,10 @@ async def measure_cold(lab: Lab, count: int, concurrency: int) -> dict[str, Any]
         await lab.sandboxes.ready_sandbox(attendee_id, timeout=READY_TIMEOUT_SECONDS)
 
     try:
-        samples, wall = await timed_in_parallel(people, concurrency, one)
+        timed = await timed_in_parallel(people, concurrency, one)
     finally:
         await lab.sandboxes.prune(everything=True)
-    return {**summarize(samples), "all_ready_seconds": round(wall, 3)}
+    return timed.summary()
 
 
 async def measure_warm(lab: Lab, count: int, concurrency: int) -> dict[str, Any]:
@@ -123,18 +146,19 @@ async def measure_warm(lab: Lab, count: int, concurrency: int) -> dict[str, Any]
             raise RuntimeError(f"docker info failed in {name}: {answer.output}")
 
     try:
-        samples, wall = await timed_in_parallel(people, concurrency, one)
+        timed = await timed_in_parallel(people, concurrency, one)
     finally:
         service.set_warm_pool_size(0)
         await service.prune(everything=True)
     # The hand-out alone (the database, no container work) next to the full figure.
     hand_out = {key: value for key, value in summarize(hand_outs).items() if key != "count"}
-    return {**summarize(samples), "all_ready_seconds": round(wall, 3), "hand_out_only": hand_out}
+    return {**timed.summary(), "hand_out_only": hand_out}
 
 
 async def run_bench(settings: Settings, count: int, concurrency: int) -> dict[str, Any]:
     from app.workshops import select_workshop
 
+    load_before, calibration = os.getloadavg()[0], cpu_calibration_ms()
     async with real_lab(settings, select_workshop(settings), {"io.labdeck.bench": "1"}) as lab:
         raw = await measure_raw(lab, count, concurrency)
         cold = await measure_cold(lab, count, concurrency)
@@ -147,6 +171,8 @@ async def run_bench(settings: Settings, count: int, concurrency: int) -> dict[st
         "count": count,
         "concurrency": concurrency,
         "spawn_workers": settings.spawn_workers,
+        "cpu_calibration_ms": calibration,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "raw": raw,
         "cold": cold,
         "warm": warm,
@@ -160,7 +186,10 @@ async def run_bench(settings: Settings, count: int, concurrency: int) -> dict[st
         "met": {
             "warm_p95": warm["p95"] <= TARGET_WARM_P95_SECONDS,
             "cold_overhead": overhead <= TARGET_COLD_OVERHEAD,
-            "all_ready": cold["all_ready_seconds"] <= TARGET_ALL_READY_SECONDS,
+            # The target is about a class arriving at once: 20 or more asking together.
+            "all_ready": cold["all_ready_seconds"] <= TARGET_ALL_READY_SECONDS
+            if concurrency >= CLASS_AT_ONCE and count >= CLASS_AT_ONCE
+            else None,
         },
     }
 

@@ -7,6 +7,7 @@ Every method is ``async``; implementations keep blocking client calls off the ev
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,29 @@ class ExecStream(Protocol):
     async def aclose(self) -> None:
         """Stop reading early. The command inside ends at its timeout at the latest."""
         ...
+
+
+class ExecStreamBase(abc.ABC):
+    """What every backend's ``ExecStream`` shares: iteration runs ``_chunks``, which must set
+    ``_result`` once the command has ended."""
+
+    _result: ExecResult | None = None
+
+    @property
+    def result(self) -> ExecResult:
+        if self._result is None:
+            raise RuntimeError("The command's result is known once its output has been read.")
+        return self._result
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    @abc.abstractmethod
+    def _chunks(self) -> AsyncIterator[bytes]:
+        """The output as it comes (an async generator); sets ``_result`` at the end."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
 
 
 class Tty(Protocol):

@@ -24,6 +24,7 @@ from app.sandboxes import naming
 from app.sandboxes.base import (
     OUTPUT_LIMIT,
     ExecResult,
+    ExecStreamBase,
     SandboxError,
     SandboxGone,
     SandboxInfo,
@@ -82,19 +83,9 @@ class FakeTty:
         self._output.put_nowait(b"")  # wakes a pending read
 
 
-class FakeExecStream:
+class FakeExecStream(ExecStreamBase):
     def __init__(self, run: Callable[[], Awaitable[ExecResult]]) -> None:
         self._run = run
-        self._result: ExecResult | None = None
-
-    @property
-    def result(self) -> ExecResult:
-        if self._result is None:
-            raise RuntimeError("The command's result is known once its output has been read.")
-        return self._result
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         result = await self._run()
@@ -203,6 +194,8 @@ class FakeBackend:
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> FakeTty:
         self.calls.append(("open_tty", name))
         self._require_running(name)
+        if command[:1] == ["python3"]:  # a fake sandbox has no interpreter: checks use exec
+            raise SandboxError(f"{command[0]}: executable file not found in $PATH")
         tty = FakeTty(self, name)
         self.ttys.append(tty)
         return tty

@@ -19,17 +19,11 @@ from app.sandboxes.base import (
     SandboxSpec,
     SandboxState,
 )
-from app.sandboxes.docker_backend import (
-    DockerBackend,
-    DockerBackendConfig,
-    OutputTail,
-    guarded,
-    limits_host_config,
-    stats_from_cgroup,
-    stats_from_docker,
-    storage_supports_quota,
-)
-from tests.sandboxes.conftest import Lab, run
+from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker_containers import limits_host_config, storage_supports_quota
+from app.sandboxes.docker_exec import READY_PROBE, OutputTail, guarded
+from app.sandboxes.docker_status import stats_from_cgroup, stats_from_docker
+from tests.sandboxes.conftest import SANDBOX_IMAGE, TEST_LABELS, Lab, run
 
 pytestmark = pytest.mark.anyio
 S = SandboxState
@@ -273,6 +267,24 @@ async def test_failed_create_cleans_up_and_says_why(lab: Lab) -> None:
         [state async for state in lab.backend.create(spec)]
     assert (await lab.backend.status(spec.name)).state is S.MISSING
     assert not volume_exists(lab.client, f"{spec.name}-docker")
+
+
+@pytest.mark.docker
+def test_ready_probe_waits_cheaply_and_gives_up_when_no_engine_runs(lab: Lab) -> None:
+    # A sandbox-image container given a command runs it alone: no engine will ever start.
+    container = lab.client.containers.run(
+        SANDBOX_IMAGE, ["sleep", "60"], detach=True, labels=TEST_LABELS
+    )
+    try:
+        timed = 'TIMEFORMAT="cpu %U %S"; time bash -c "$1"'
+        code, output = container.exec_run(["bash", "-c", timed, "timed", READY_PROBE])
+    finally:
+        container.remove(force=True)
+    text = output.decode()
+    assert code == 3 and "dockerd is not running" in text, text
+    # Five-odd seconds of waiting: builtins and sleeps, not a process every 50 ms.
+    user, system = (float(value) for value in text.rsplit("cpu ", 1)[1].split())
+    assert user + system < 0.3, text
 
 
 @pytest.mark.docker

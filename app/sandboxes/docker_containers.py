@@ -1,0 +1,233 @@
+"""A sandbox's container and engine volume on the host's engine: made with the portal's
+flags, found again by label, removed with everything it owns.
+
+A sandbox gets the runtime profile's rights (``runtime.create_host_config``), memory, CPU and
+process limits, a json-file log capped at ``Limits.log_size``, the instance's sandbox network
+(``network.py``) and the workshop registry as its inner engine's mirror. Its inner engine keeps
+images in a named volume ``<name>-docker`` at /var/lib/docker: overlay2 cannot sit on the
+container's own overlayfs, and the volume survives a stop.
+
+Disk quota: ``storage_opt size=`` works only with overlay2 on xfs mounted with ``pquota``. On any
+other storage driver the quota is skipped (logged once per backend). Even where it works it caps
+the container's own layer, not the inner engine's volume, where most of an attendee's bytes go.
+
+Everything here blocks: call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+from docker.types import LogConfig
+
+from app.engine import engine_address
+from app.sandboxes import naming
+from app.sandboxes.base import Limits, SandboxError, SandboxSpec
+from app.sandboxes.naming import Role
+from app.sandboxes.runtime import Profile, create_host_config
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+ENGINE_DIR = "/var/lib/docker"
+_LOG_TAIL_LINES = 20
+_ALREADY_DONE = (404, 409)
+_QUOTA_REFUSED = ("storage-opt", "pquota")
+
+
+@dataclass(frozen=True)
+class DockerBackendConfig:
+    instance: str
+    runtime: Profile
+    network: str
+    registry_mirror: str | None = None  # http://<gateway>:<port>, see WorkshopRegistry
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout: float = 120.0
+    workers: int = 32
+    apparmor: bool | None = None  # None: ask the host
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        runtime: Profile,
+        registry_mirror: str | None,
+        network: str | None = None,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> DockerBackendConfig:
+        return cls(
+            instance=settings.instance,
+            runtime=runtime,
+            network=network or naming.network_name(settings.instance),
+            registry_mirror=registry_mirror,
+            extra_labels=dict(extra_labels or {}),
+        )
+
+    @property
+    def insecure_registries(self) -> list[str]:
+        """The mirror speaks plain http, so its host:port must be an insecure registry inside."""
+        return [urlsplit(self.registry_mirror).netloc] if self.registry_mirror else []
+
+
+def default_client(workers: int = 32) -> docker.DockerClient:
+    # One pooled connection per worker thread, or urllib3 discards connections noisily.
+    return docker.DockerClient(base_url=engine_address(), timeout=120, max_pool_size=workers)
+
+
+def limits_host_config(limits: Limits, *, disk_quota: bool) -> dict[str, Any]:
+    """docker-py ``create_host_config`` arguments for ``limits``."""
+    config: dict[str, Any] = {
+        "mem_limit": limits.memory,
+        "memswap_limit": limits.memory,  # no swap on top of the memory limit
+        "nano_cpus": int(limits.cpus * 1e9),
+        "pids_limit": limits.pids,
+        "log_config": LogConfig(
+            type=LogConfig.types.JSON, config={"max-size": limits.log_size, "max-file": "1"}
+        ),
+    }
+    if disk_quota and limits.disk_quota:
+        config["storage_opt"] = {"size": limits.disk_quota}
+    return config
+
+
+def storage_supports_quota(engine_info: Mapping[str, Any]) -> bool:
+    """overlay2 on xfs; whether xfs has ``pquota`` only the engine's answer to a create tells."""
+    status = dict(engine_info.get("DriverStatus") or [])
+    return engine_info.get("Driver") == "overlay2" and status.get("Backing Filesystem") == "xfs"
+
+
+class SandboxContainers:
+    """The containers and engine volumes of one instance's sandboxes. Never touches a container
+    of another instance, or one that is not a sandbox."""
+
+    def __init__(self, config: DockerBackendConfig, api: Callable[[], docker.APIClient]) -> None:
+        self.config = config
+        self._get_api = api  # connects on first use
+        self._quota_supported: bool | None = None
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self._get_api()
+
+    def inspect_own(self, name: str) -> dict[str, Any] | None:
+        """The container, only when it is a sandbox of this instance (never touch others)."""
+        try:
+            attrs: dict[str, Any] = self.api.inspect_container(name)
+        except NotFound:
+            return None
+        labels = (attrs.get("Config") or {}).get("Labels")
+        if attrs.get("Name") != f"/{name}" or not naming.belongs_to(
+            labels, self.config.instance, Role.SANDBOX
+        ):
+            return None
+        return attrs
+
+    def create(self, spec: SandboxSpec) -> None:
+        api, volume = self.api, naming.engine_volume_name(spec.name)
+        labels = naming.labels_for(
+            self.config.instance,
+            Role.SANDBOX,
+            workshop=spec.workshop,
+            attendee=spec.attendee,
+            extra={**self.config.extra_labels, **spec.labels},
+        )
+        api.create_volume(volume, labels=labels)
+        try:
+            self._create_with_limits(spec, labels, volume, quota=self._disk_quota_supported())
+        except APIError as error:
+            if not spec.limits.disk_quota or not any(
+                word in str(error.explanation) for word in _QUOTA_REFUSED
+            ):
+                raise
+            log.warning("The engine refused a disk quota (%s); sandboxes run without one.", error)
+            self._quota_supported = False
+            self._create_with_limits(spec, labels, volume, quota=False)
+
+    def _create_with_limits(
+        self, spec: SandboxSpec, labels: dict[str, str], volume: str, *, quota: bool
+    ) -> None:
+        api, network = self.api, self.config.network
+        host_config = create_host_config(
+            api,
+            self.config.runtime,
+            apparmor=self.config.apparmor,
+            binds={volume: {"bind": ENGINE_DIR, "mode": "rw"}},
+            network_mode=network,
+            **limits_host_config(spec.limits, disk_quota=quota),
+        )
+        api.create_container(
+            spec.image,
+            name=spec.name,
+            hostname=spec.name,
+            environment=self._environment(spec),
+            labels=labels,
+            host_config=host_config,
+            networking_config={"EndpointsConfig": {network: {}}},
+        )
+
+    def _environment(self, spec: SandboxSpec) -> dict[str, str]:
+        return {
+            **spec.env,
+            "LABDECK_SANDBOX_NAME": spec.name,
+            "LABDECK_REGISTRY_MIRROR": self.config.registry_mirror or "",
+            "LABDECK_INSECURE_REGISTRIES": ",".join(self.config.insecure_registries),
+        }
+
+    def _disk_quota_supported(self) -> bool:
+        if self._quota_supported is None:
+            self._quota_supported = storage_supports_quota(self.api.info())
+            if not self._quota_supported:
+                log.info("The engine's storage driver takes no disk quota; sandboxes run without.")
+        return self._quota_supported
+
+    def log_tail(self, name: str) -> str:
+        try:
+            logs = self.api.logs(name, tail=_LOG_TAIL_LINES).decode("utf-8", errors="replace")
+        except DockerException:
+            return ""
+        lines = [line for line in logs.splitlines() if line.strip()]
+        return (
+            "\nLast lines of its log:\n" + "\n".join(f"  | {line}" for line in lines)
+            if lines
+            else ""
+        )
+
+    def discard(self, name: str, error: BaseException) -> str:
+        """Remove a sandbox that did not get ready; return why, with its last log lines."""
+        reason = str(error) or type(error).__name__
+        if isinstance(error, APIError):
+            reason = str(error.explanation)
+        message = f"Sandbox {name} could not be made ready: {reason}{self.log_tail(name)}"
+        self.remove_everything(name)
+        return message
+
+    def remove_everything(self, name: str) -> None:
+        if self.inspect_own(name) is not None:
+            ignore_done(self.api.remove_container, name, force=True, v=True)
+        volume = naming.engine_volume_name(name)
+        try:
+            labels = self.api.inspect_volume(volume).get("Labels") or {}
+        except NotFound:
+            return
+        if naming.belongs_to(labels, self.config.instance, Role.SANDBOX):
+            ignore_done(self.api.remove_volume, volume, force=True)
+
+
+def ignore_done(remove: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Run a removal; 404 (gone) and 409 (being removed) mean it is done."""
+    try:
+        remove(*args, **kwargs)
+    except APIError as error:
+        if error.status_code not in _ALREADY_DONE:
+            raise SandboxError(
+                f"Docker refused to remove {args[0]}: {error.explanation}"
+            ) from error
