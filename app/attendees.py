@@ -104,6 +104,12 @@ class SessionCookies:
         return data["id"], str(data.get("key", ""))
 
 
+# A whole class may join from one address (venue Wi-Fi behind NAT, a proxy): joins per address
+# are limited only against floods, while guessing the join code is limited tightly.
+JOINS_PER_ADDRESS_PER_MINUTE = 200
+WRONG_CODES_PER_ADDRESS_PER_MINUTE = 10
+
+
 class RateLimiter:
     """At most ``limit`` events per ``window`` seconds per key (e.g. joins per address)."""
 
@@ -113,11 +119,16 @@ class RateLimiter:
         self._events: dict[str, deque[float]] = defaultdict(deque)
 
     def allow(self, key: str) -> bool:
+        """Count one event for ``key``; False (and not counted) when it is over the limit."""
+        if self.exhausted(key):
+            return False
+        self._events[key].append(time.monotonic())
+        return True
+
+    def exhausted(self, key: str) -> bool:
+        """Whether ``key`` used up its events in the window, without counting one."""
         now = time.monotonic()
         events = self._events[key]
         while events and now - events[0] > self.window:
             events.popleft()
-        if len(events) >= self.limit:
-            return False
-        events.append(now)
-        return True
+        return len(events) >= self.limit

@@ -11,7 +11,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import db
-from app.attendees import RateLimiter, SessionCookies
+from app.attendees import (
+    JOINS_PER_ADDRESS_PER_MINUTE,
+    WRONG_CODES_PER_ADDRESS_PER_MINUTE,
+    RateLimiter,
+    SessionCookies,
+)
 from app.config import Settings, get_settings
 from app.csrf import install_csrf
 from app.engine import Engine
@@ -51,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.workshop = None
     app.state.cookies = SessionCookies(settings.cookie_secret())
-    app.state.join_limiter = RateLimiter(limit=20, window=60)
+    app.state.join_limiter = RateLimiter(limit=JOINS_PER_ADDRESS_PER_MINUTE, window=60)
+    app.state.wrong_code_limiter = RateLimiter(limit=WRONG_CODES_PER_ADDRESS_PER_MINUTE, window=60)
     app.state.events = EventHub()
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

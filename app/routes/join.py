@@ -62,14 +62,18 @@ async def join(
     code: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
     address = request.client.host if request.client else "unknown"
-    if not request.app.state.join_limiter.allow(address):
-        return _home(request, workshop, "Too many joins from your address; wait a minute.", 429)
+    state = request.app.state
+    if state.wrong_code_limiter.exhausted(address) or not state.join_limiter.allow(address):
+        return _home(request, workshop, "Too many tries from your address; wait a minute.", 429)
     try:
         attendees.check_join_code(workshop.meta.join_code, code)
+    except attendees.JoinRefused as refused:
+        state.wrong_code_limiter.allow(address)  # guessing the code costs a try
+        return _home(request, workshop, str(refused), 403)
+    try:
         attendee = attendees.create_attendee(session, workshop.slug, name)
     except attendees.JoinRefused as refused:
-        status = 403 if "code" in str(refused) else 422
-        return _home(request, workshop, str(refused), status)
+        return _home(request, workshop, str(refused), 422)
     live.announce_join(request.app.state.events, attendee.id or 0)
     response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
     _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))
