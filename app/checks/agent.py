@@ -88,12 +88,15 @@ class Agent:
             self._pending.pop(ident, None)
         if "error" in answer:
             raise AgentLost(f"the check agent failed: {answer['error']}")
-        return ExecResult(
-            exit_code=int(answer["exit_code"]),
-            output=str(answer["output"]),
-            timed_out=bool(answer["timed_out"]),
-            seconds=float(answer["seconds"]),
-        )
+        try:
+            return ExecResult(
+                exit_code=int(answer["exit_code"]),
+                output=str(answer["output"]),
+                timed_out=bool(answer["timed_out"]),
+                seconds=float(answer["seconds"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise AgentLost(f"the check agent answered nonsense: {answer!r:.200}") from error
 
     async def close(self) -> None:
         self.closed = True
@@ -207,7 +210,7 @@ class CheckAgents:
             agent = await Agent.open(self._backend, name)
         except SandboxGone:
             return None  # the exec that follows says so; try again once it runs
-        except SandboxError as error:
+        except Exception as error:  # any failure to start it only costs plain execs
             log.info("no check agent in %s (plain execs for a while): %s", name, error)
             self._not_before[name] = time.monotonic() + RETRY_AFTER_SECONDS
             return None
