@@ -135,7 +135,7 @@ class Tty(Protocol):
     async def resize(self, cols: int, rows: int) -> None: ...
 
     async def close(self) -> None:
-        """Close the stream; the process inside may live on (e.g. a tmux session)."""
+        """Close the stream; the process inside may live on (e.g. the shell held by labdeck-session)."""
         ...
 
 

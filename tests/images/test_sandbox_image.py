@@ -89,6 +89,19 @@ def test_learner_has_sudo_docker_and_a_friendly_prompt(
     assert "your own Docker engine" in output
 
 
+def test_the_session_holder_and_the_check_agents_python_are_there(
+    docker_client: docker.DockerClient, first_build: list
+) -> None:
+    """The terminal attaches through labdeck-session; checks run through a python3 agent."""
+    code, output = sh(
+        docker_client,
+        "command -v labdeck-session && python3 -c 'import json, subprocess, tty; print(\"py-ok\")'",
+        user="learner",
+    )
+    assert code == 0, output
+    assert "/usr/local/bin/labdeck-session" in output and "py-ok" in output
+
+
 def test_engine_init_script_is_wrapped_and_tini_is_pid_1(
     docker_client: docker.DockerClient, first_build: list
 ) -> None:
