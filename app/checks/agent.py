@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.checks.runner import Executor
 from app.sandboxes.base import OUTPUT_LIMIT, ExecResult, SandboxError, SandboxGone, Tty
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,8 @@ class AgentLost(SandboxError):
     """The agent went away or answered nonsense; the check falls back to an exec."""
 
 
-class AgentBackend(Protocol):
-    """What the agents need of a sandbox backend (``SandboxBackend``)."""
-
-    async def exec(
-        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
-    ) -> ExecResult: ...
+class AgentBackend(Executor, Protocol):
+    """What the agents need of a sandbox backend (``SandboxBackend``): exec, and a TTY."""
 
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty: ...
 
@@ -176,8 +173,8 @@ class CheckAgents:
                 self._drop(name, agent)
         return await self._backend.exec(name, command, user=user, timeout=timeout)
 
-    async def forget(self, name: str) -> None:
-        """Close the agent of a sandbox that was stopped, reset or removed."""
+    async def _close_idle(self, name: str) -> None:
+        """Close an agent nobody used for a while (one of a stopped sandbox closes itself)."""
         agent = self._agents.pop(name, None)
         self._not_before.pop(name, None)
         if timer := self._idle_timers.pop(name, None):
@@ -228,7 +225,7 @@ class CheckAgents:
             timer.cancel()
         loop = asyncio.get_running_loop()
         self._idle_timers[name] = loop.call_later(
-            IDLE_CLOSE_SECONDS, lambda: self._in_background(self.forget(name))
+            IDLE_CLOSE_SECONDS, lambda: self._in_background(self._close_idle(name))
         )
 
     def _in_background(self, closing: Coroutine[Any, Any, None]) -> None:
