@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app import db
-from app.bench.cli import emit, summarize
+from app.bench.cli import emit, free_port, summarize
 from app.checks.service import CheckService
 from app.config import Settings
 from app.engine import docker_client
@@ -147,7 +147,7 @@ def bench_settings(data_dir: Path, base: Settings | None = None) -> Settings:
         update={
             "instance": f"bench-{os.getpid()}",
             "data_dir": data_dir,
-            "registry_port": _free_port(),
+            "registry_port": free_port(),
             "warm_pool_size": 0,
         }
     )
@@ -286,11 +286,3 @@ def register(app: typer.Typer) -> None:
             settings = bench_settings(Path(data_dir), base)
             result = asyncio.run(run_bench(settings, workshop, rounds_alone, rounds_crowd))
         emit(result, output)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

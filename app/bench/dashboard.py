@@ -13,7 +13,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from app import db
-from app.bench.cli import emit, summarize
+from app.bench.cli import emit, free_port, summarize
 from app.checks import publish, store
 from app.checks.runner import CheckResult
 from app.config import Settings
@@ -351,12 +350,6 @@ def _settings_fields(root: Path, token: str) -> dict[str, Any]:
         "secret_key": secrets.token_urlsafe(24),
         "warm_pool_size": 0,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.attendees import COOKIE_NAME
 from app.bench.checks import _remove_infrastructure
-from app.bench.cli import emit, summarize
+from app.bench.cli import emit, free_port, summarize
 from app.config import Settings
 from app.engine import docker_client
 from app.sandboxes.naming import LABEL_INSTANCE
@@ -96,18 +95,12 @@ def _unless_gone(remove: Any, **options: Any) -> None:
             raise
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class ChildPortal:
     """``serve_portal`` in a child process; on the way out it is stopped, then everything its
     instance made is removed (also when it failed to start or died)."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.settings = Settings(
@@ -115,7 +108,7 @@ class ChildPortal:
             data_dir=data_dir,
             host="127.0.0.1",
             port=self.port,
-            registry_port=_free_port(),
+            registry_port=free_port(),
             warm_pool_size=0,
         )
         self.env = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Coroutine, Iterator
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import docker
 import pytest
 
+from app.bench.cli import free_port
 from app.sandboxes import network
 from app.sandboxes.base import Limits, SandboxSpec, SandboxState
 from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
@@ -38,12 +38,6 @@ SEED = [
     ("labdeck/workshop/hello-world:latest", "hello-world:latest"),
     ("labdeck/workshop/busybox:latest", "busybox:latest"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -132,7 +126,7 @@ def open_lab(
     seed: list[tuple[str, str]] | None = None,
 ) -> Lab:
     instance = instance_name(suffix)
-    port = free_port()
+    port = free_port("0.0.0.0")
     info = network.ensure_network(
         client, instance, registry_port=port, egress=egress, extra_labels=TEST_LABELS
     )

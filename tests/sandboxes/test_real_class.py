@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from app.bench.cli import free_port
 from app.config import Settings
 from app.engine import docker_client
 from app.events import EventHub
@@ -36,12 +36,6 @@ MAKE_IMAGE = "tar cf - --files-from /dev/null | docker import - keepme:1 >/dev/n
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ browsers talk to (TestClient has no real sockets)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -13,13 +12,11 @@ from typing import Any, Self
 import uvicorn
 from fastapi import FastAPI
 
+from app.bench.cli import free_port
+
+__all__ = ["LiveServer", "free_port"]  # free_port: tests import it from here too
+
 STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class LiveServer:
