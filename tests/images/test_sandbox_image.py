@@ -74,6 +74,35 @@ def test_merge_refuses_invalid_json_and_leaves_it_alone(
     assert output.rstrip().endswith('{"debug": tru')
 
 
+# A jq that fails: the merge must not need it on a fresh sandbox or an unchanged restart.
+WITHOUT_JQ = (
+    "mkdir -p /tmp/nojq && printf '#!/bin/sh\\nexit 99\\n' >/tmp/nojq/jq && chmod +x /tmp/nojq/jq"
+)
+
+
+def test_merge_on_a_fresh_sandbox_and_an_unchanged_restart_needs_no_jq(
+    docker_client: docker.DockerClient, first_build: list
+) -> None:
+    managed = {"registry-mirrors": ["http://10.0.0.5:5000"], "insecure-registries": []}
+    script = (
+        f"mkdir -p /etc/labdeck && echo '{json.dumps(managed)}' > /etc/labdeck/daemon.managed.json"
+        f" && {WITHOUT_JQ} && PATH=/tmp/nojq:$PATH {MERGE} && echo first=ok"
+        f" && PATH=/tmp/nojq:$PATH {MERGE} && echo second=ok"
+        # an attendee's edit does need the merge: with the real jq it keeps both
+        f""" && echo '{{"debug": true}}' >/etc/docker/daemon.json"""
+        f" && PATH=/tmp/nojq:$PATH {MERGE}; echo without-jq=$?"
+        f" && {MERGE} && cat /etc/docker/daemon.json"
+    )
+    code, output = sh(docker_client, script)
+    assert code == 0, output
+    assert "first=ok" in output and "second=ok" in output
+    assert "without-jq=1" in output  # the edit was not skipped
+    assert json.loads(output.split("without-jq=1", 1)[1]) == {
+        "debug": True,
+        "registry-mirrors": ["http://10.0.0.5:5000"],
+    }
+
+
 def test_learner_has_sudo_docker_and_a_friendly_prompt(
     docker_client: docker.DockerClient, first_build: list
 ) -> None:

@@ -136,6 +136,31 @@ async def test_inner_engine_pulls_hello_world_through_the_offline_mirror(
 
 
 @pytest.mark.docker
+async def test_inner_engine_uses_legacy_iptables_when_offered_and_publishes_ports(
+    lab: Lab, sandbox: str
+) -> None:
+    backend = await lab.backend.exec(
+        sandbox,
+        "cat /etc/labdeck/iptables-backend; sudo iptables --version;"
+        " sudo iptables-legacy -t filter -S >/dev/null 2>&1 && echo kernel-has-legacy;"
+        " sudo iptables -t nat -S POSTROUTING",
+    )
+    assert backend.exit_code == 0, backend.output
+    if "kernel-has-legacy" in backend.output:  # as on the development VM
+        assert backend.output.startswith("legacy\n") and "(legacy)" in backend.output
+    assert "MASQUERADE" in backend.output  # the inner engine wrote its rules there
+    published = await lab.backend.exec(
+        sandbox,
+        "docker run -d --name published -p 8080:80 busybox httpd -f -h /etc >/dev/null"
+        " && address=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)"
+        " && for _ in $(seq 50); do curl -sf http://$address:8080/hostname && break;"
+        " sleep 0.1; done; docker rm -f published >/dev/null",
+        timeout=60,
+    )
+    assert published.exit_code == 0 and published.output.strip(), published.output
+
+
+@pytest.mark.docker
 def test_container_carries_limits_labels_name_and_volume(lab: Lab, sandbox: str) -> None:
     attrs = lab.client.api.inspect_container(sandbox)
     host = attrs["HostConfig"]
