@@ -70,6 +70,8 @@ def home_of(user: str) -> str:
 # deadline ("$1" seconds) and again when the command returns: background jobs it left (a fork
 # bomb, a forgotten `sleep &`) die with it. coreutils `timeout` would not do the latter.
 # Exits with the command's status; 137 when killed. (dash's kill takes no "--".)
+# The check agent (app/checks/agent_program.py) keeps the same rule in Python, for the images
+# that have python3; tests/checks/test_kill_rule.py runs both on the same cases.
 GUARD = """
 setsid bash -lc "$2" & command=$!
 setsid sh -c 'sleep "$1"; kill -KILL "-$2"' watchdog "$1" "$command" >/dev/null 2>&1 &

@@ -70,7 +70,11 @@ def run_in_guard(home: Path, command: str, timeout: float) -> Outcome:
 @pytest.fixture(params=["agent", "guard"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
     implementation = run_in_agent if request.param == "agent" else run_in_guard
-    yield lambda command, timeout=5.0: implementation(tmp_path, command, timeout)
+
+    def run_at_home(command: str, timeout: float) -> Outcome:
+        return implementation(tmp_path, command, timeout)
+
+    yield run_at_home
 
 
 def survivors(marker: str) -> str:
