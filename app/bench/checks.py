@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from docker.errors import APIError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -27,17 +26,15 @@ from app import db
 from app.bench.cli import emit, free_port, summarize
 from app.checks.service import CheckService
 from app.config import Settings
-from app.engine import docker_client
 from app.events import EventHub
 from app.lessons.schema import Check, Lesson, Task, Workshop
 from app.models import Attendee
 from app.sandboxes.docker_backend import DockerBackend
-from app.sandboxes.naming import registry_name, registry_volume_name
-from app.sandboxes.network import teardown_network
 from app.sandboxes.service import (
     SandboxService,
     ServiceConfig,
     prepare_docker,
+    remove_docker_setup,
     workshop_images,
 )
 
@@ -114,30 +111,8 @@ async def real_lab(
         await sandboxes.close()
         if backend is not None:
             await backend.aclose()
-        await asyncio.to_thread(_remove_infrastructure, settings, labels)
+        await asyncio.to_thread(remove_docker_setup, settings, labels)
         db_engine.dispose()
-
-
-def _remove_infrastructure(settings: Settings, labels: dict[str, str]) -> None:
-    """The instance's registry (with its data) and network; missing ones count as removed."""
-    client = docker_client()
-    try:
-        for remove in (
-            lambda: client.api.remove_container(
-                registry_name(settings.instance), force=True, v=True
-            ),
-            lambda: client.api.remove_volume(registry_volume_name(settings.instance), force=True),
-        ):
-            try:
-                remove()
-            except APIError as error:
-                if error.status_code not in (404, 409):  # gone, or going already
-                    raise
-        teardown_network(
-            client, settings.instance, guard_image=settings.sandbox_image, extra_labels=labels
-        )
-    finally:
-        client.close()
 
 
 def bench_settings(data_dir: Path, base: Settings | None = None) -> Settings:

@@ -33,11 +33,11 @@ from docker.errors import APIError
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.attendees import COOKIE_NAME
-from app.bench.checks import _remove_infrastructure
 from app.bench.cli import emit, free_port, summarize
 from app.config import Settings
 from app.engine import docker_client
 from app.sandboxes.naming import LABEL_INSTANCE
+from app.sandboxes.service import remove_docker_setup
 
 TARGET_ECHO_P50_MS = 10.0
 TARGET_ECHO_P99_MS = 50.0
@@ -84,7 +84,7 @@ def remove_instance(settings: Settings) -> None:
             _unless_gone(volume.remove, force=True)
     finally:
         client.close()
-    _remove_infrastructure(settings, BENCH_LABELS)
+    remove_docker_setup(settings, BENCH_LABELS)
 
 
 def _unless_gone(remove: Any, **options: Any) -> None:

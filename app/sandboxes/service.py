@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -47,8 +47,8 @@ from app.sandboxes.lifecycle import (
     Transitions,
     default_message,
 )
-from app.sandboxes.naming import sandbox_name
-from app.sandboxes.network import ensure_network
+from app.sandboxes.naming import registry_name, registry_volume_name, sandbox_name
+from app.sandboxes.network import ensure_network, teardown_network
 from app.sandboxes.pool import WarmPool
 from app.sandboxes.reconcile import ORPHAN_GRACE_SECONDS, ReconcileReport, reconcile
 from app.sandboxes.registry import RegistryError, WorkshopRegistry
@@ -565,6 +565,29 @@ def prepare_docker(
         extra_labels=extra_labels,
     )
     return DockerBackend(config), registry
+
+
+def remove_docker_setup(settings: Settings, extra_labels: Mapping[str, str] | None = None) -> None:
+    """Undo ``prepare_docker`` for a throw-away instance (benchmarks, tests): its registry with
+    its data, and its network. Missing ones count as removed. Blocks."""
+    client = docker_client()
+    try:
+        for remove in (
+            lambda: client.api.remove_container(
+                registry_name(settings.instance), force=True, v=True
+            ),
+            lambda: client.api.remove_volume(registry_volume_name(settings.instance), force=True),
+        ):
+            try:
+                remove()
+            except APIError as error:
+                if error.status_code not in (404, 409):  # gone, or going already
+                    raise
+        teardown_network(
+            client, settings.instance, guard_image=settings.sandbox_image, extra_labels=extra_labels
+        )
+    finally:
+        client.close()
 
 
 async def connect_docker(
