@@ -136,6 +136,25 @@ async def test_inner_engine_pulls_hello_world_through_the_offline_mirror(
 
 
 @pytest.mark.docker
+async def test_buildkit_builds_from_an_image_only_the_offline_mirror_has(
+    lab: Lab, sandbox: str
+) -> None:
+    # The sandbox's Docker 26 builds with BuildKit (buildx installed: no deprecation notice),
+    # and BuildKit pulls the base image through the plain-http workshop mirror (20.10's asked
+    # it over HTTPS and failed).
+    built = await lab.backend.exec(
+        sandbox,
+        "mkdir -p ~/bk && printf 'FROM busybox\\nRUN echo built >/x\\n'"
+        " >~/bk/Dockerfile && docker build --progress=plain -t bk-test ~/bk 2>&1"
+        " && docker run --rm bk-test cat /x && docker rmi bk-test >/dev/null",
+        timeout=120,
+    )
+    assert built.exit_code == 0, built.output
+    assert built.output.rstrip().endswith("built")
+    assert "DEPRECATED" not in built.output and "[2/2] RUN echo built" in built.output
+
+
+@pytest.mark.docker
 async def test_inner_engine_uses_legacy_iptables_when_offered_and_publishes_ports(
     lab: Lab, sandbox: str
 ) -> None:
