@@ -144,6 +144,32 @@ def _leftovers(client: object) -> list[str]:
     return leaked
 
 
+def _anonymous_dangling_volumes(client: object) -> set[str]:
+    """Unlabelled, generated-name volumes no container uses: what a container of an image with a
+    VOLUME (the sandbox image's /var/lib/docker) leaves behind when removed without v=True."""
+    import docker
+
+    assert isinstance(client, docker.DockerClient)
+    volumes = client.api.volumes(filters={"dangling": True}).get("Volumes") or []
+    return {
+        volume["Name"]
+        for volume in volumes
+        if not volume.get("Labels") and re.fullmatch(r"[0-9a-f]{64}", volume["Name"])
+    }
+
+
+def _new_anonymous_volumes(client: object, before: set[str]) -> list[str]:
+    """Remove the anonymous volumes left since ``before``; name them."""
+    import docker
+
+    assert isinstance(client, docker.DockerClient)
+    leaked = sorted(_anonymous_dangling_volumes(client) - before)
+    for name in leaked:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.api.remove_volume(name)
+    return [f"anonymous volume {name[:12]}" for name in leaked]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sweep_docker_objects() -> Iterator[None]:
     """Remove what earlier runs left, and fail the run if this one leaks containers, volumes or networks."""
@@ -155,7 +181,8 @@ def sweep_docker_objects() -> Iterator[None]:
         yield
         return
     _leftovers(client)
+    anonymous_before = _anonymous_dangling_volumes(client)
     yield
-    leaked = _leftovers(client)
+    leaked = _leftovers(client) + _new_anonymous_volumes(client, anonymous_before)
     if leaked:
         pytest.fail("tests leaked Docker objects (now removed): " + ", ".join(leaked))

@@ -323,7 +323,7 @@ def test_ready_probe_waits_cheaply_and_gives_up_when_no_engine_runs(lab: Lab) ->
         timed = 'TIMEFORMAT="cpu %U %S"; time bash -c "$1"'
         code, output = container.exec_run(["bash", "-c", timed, "timed", READY_PROBE])
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous /var/lib/docker volume
     text = output.decode()
     assert code == 3 and "dockerd is not running" in text, text
     # Five-odd seconds of waiting: builtins and sleeps, not a process every 50 ms.
