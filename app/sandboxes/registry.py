@@ -100,7 +100,7 @@ class WorkshopRegistry:
         attrs = self._inspect()
         if attrs is not None and not self._is_as_wanted(attrs):
             log.info("Replacing registry %s: its settings changed.", self.name)
-            self._remove_container()
+            remove_registry(self._client, self._instance)
             attrs = None
         if attrs is None:
             self._create()
@@ -133,13 +133,7 @@ class WorkshopRegistry:
 
     def remove(self, *, data: bool = False) -> None:
         """Remove the container, and with ``data`` its volume. Missing ones are done."""
-        self._remove_container()
-        if data:
-            try:
-                self._client.api.remove_volume(self.volume, force=True)
-            except APIError as error:
-                if error.status_code not in (404, 409):
-                    raise
+        remove_registry(self._client, self._instance, data=data)
 
     def _wait_healthy(self) -> bool:
         deadline = time.monotonic() + _HEALTHY_WITHIN_SECONDS
@@ -210,13 +204,6 @@ class WorkshopRegistry:
                 "Pick another port if this one is taken."
             ) from error
 
-    def _remove_container(self) -> None:
-        try:
-            self._client.api.remove_container(self.name, force=True, v=True)
-        except APIError as error:
-            if error.status_code not in (404, 409):
-                raise
-
     # -- seeding ---------------------------------------------------------------------------
 
     def seed(self, images: Iterable[tuple[str, str]]) -> list[SeedResult]:
@@ -274,3 +261,21 @@ class WorkshopRegistry:
         config = response.json().get("config") or {}
         digest = config.get("digest")
         return str(digest) if digest else None
+
+
+def remove_registry(client: docker.DockerClient, instance: str, *, data: bool = False) -> None:
+    """Remove ``instance``'s registry container, and with ``data`` its volume, without needing
+    its network (a throw-away instance's teardown has none at hand). Missing ones are done."""
+    removals = [
+        lambda: client.api.remove_container(naming.registry_name(instance), force=True, v=True)
+    ]
+    if data:
+        removals.append(
+            lambda: client.api.remove_volume(naming.registry_volume_name(instance), force=True)
+        )
+    for remove in removals:
+        try:
+            remove()
+        except APIError as error:
+            if error.status_code not in (404, 409):  # gone, or going already
+                raise

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from docker.errors import APIError, DockerException
+from docker.errors import DockerException
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -47,11 +47,11 @@ from app.sandboxes.lifecycle import (
     Transitions,
     default_message,
 )
-from app.sandboxes.naming import registry_name, registry_volume_name, sandbox_name
+from app.sandboxes.naming import sandbox_name
 from app.sandboxes.network import ensure_network, teardown_network
 from app.sandboxes.pool import WarmPool
 from app.sandboxes.reconcile import ORPHAN_GRACE_SECONDS, ReconcileReport, reconcile
-from app.sandboxes.registry import RegistryError, WorkshopRegistry
+from app.sandboxes.registry import RegistryError, WorkshopRegistry, remove_registry
 from app.sandboxes.runtime import detect_runtime
 
 log = logging.getLogger("labdeck.sandboxes")
@@ -572,17 +572,7 @@ def remove_docker_setup(settings: Settings, extra_labels: Mapping[str, str] | No
     its data, and its network. Missing ones count as removed. Blocks."""
     client = docker_client()
     try:
-        for remove in (
-            lambda: client.api.remove_container(
-                registry_name(settings.instance), force=True, v=True
-            ),
-            lambda: client.api.remove_volume(registry_volume_name(settings.instance), force=True),
-        ):
-            try:
-                remove()
-            except APIError as error:
-                if error.status_code not in (404, 409):  # gone, or going already
-                    raise
+        remove_registry(client, settings.instance, data=True)
         teardown_network(
             client, settings.instance, guard_image=settings.sandbox_image, extra_labels=extra_labels
         )
