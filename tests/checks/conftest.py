@@ -5,9 +5,12 @@ told to be unavailable or to lose its sandbox."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app import db
+from app.checks import agent as agent_module
 from app.checks.service import CheckService
 from app.events import EventHub
 from app.lessons.loader import load_workshop
@@ -28,6 +32,31 @@ from app.sandboxes.service import SandboxUnavailable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEMO_CONTENT = FIXTURES / "content"
+
+
+AGENT_PROGRAM = Path(agent_module.__file__).with_name("agent_program.py")
+
+
+def converse(*requests: object, home: Path | None = None) -> list[dict[str, object]]:
+    """Run the check agent's program locally on these request lines (end of input after them),
+    in ``home`` (its HOME and working directory; a fresh one when not given); its replies."""
+    lines = "".join(
+        (request if isinstance(request, str) else json.dumps(request)) + "\n"
+        for request in requests
+    )
+    with tempfile.TemporaryDirectory() as fresh:  # bash -l reads the profile of this HOME
+        where = home or Path(fresh)
+        done = subprocess.run(
+            [sys.executable, str(AGENT_PROGRAM)],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=where,
+            env={**os.environ, "HOME": str(where)},
+        )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 class LocalTty:

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from app.checks import agent as agent_module
 from app.checks.agent import CheckAgents
 from app.sandboxes.base import SandboxGone
-from tests.checks.conftest import ShellBackend
+from tests.checks.conftest import ShellBackend, converse
 
 pytestmark = pytest.mark.anyio
-PROGRAM = Path(agent_module.__file__).with_name("agent_program.py")
-
-
-def converse(*requests: object) -> list[dict[str, object]]:
-    """Run the agent program on these request lines (end of input after them)."""
-    lines = "".join(
-        (request if isinstance(request, str) else json.dumps(request)) + "\n"
-        for request in requests
-    )
-    with tempfile.TemporaryDirectory() as home:  # bash -l reads the profile of this HOME
-        done = subprocess.run(
-            [sys.executable, str(PROGRAM)],
-            input=lines,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=home,
-            env={**os.environ, "HOME": home},
-        )
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def by_id(replies: list[dict[str, object]]) -> dict[object, dict[str, object]]:

@@ -9,10 +9,8 @@ the same way. Both run here, locally, on the same cases, so that neither drifts:
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,10 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from app.checks import agent as agent_module
 from app.sandboxes.docker_exec import GUARD
-
-AGENT_PROGRAM = Path(agent_module.__file__).with_name("agent_program.py")
+from tests.checks.conftest import converse
 
 
 @dataclass
@@ -37,19 +33,10 @@ Runner = Callable[[str, float], Outcome]
 
 
 def run_in_agent(home: Path, command: str, timeout: float) -> Outcome:
-    request = json.dumps({"id": 1, "run": command, "timeout": timeout}) + "\n"
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(AGENT_PROGRAM)],
-        input=request,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=home,
-        env={**os.environ, "HOME": str(home)},
-    )
-    reply = json.loads(done.stdout.splitlines()[-1])
-    return Outcome(reply["exit_code"], reply["output"], time.monotonic() - started)
+    replies = converse({"id": 1, "run": command, "timeout": timeout}, home=home)
+    reply = replies[-1]
+    return Outcome(int(str(reply["exit_code"])), str(reply["output"]), time.monotonic() - started)
 
 
 def run_in_guard(home: Path, command: str, timeout: float) -> Outcome:
