@@ -1,20 +1,15 @@
-"""Joining a workshop: unique display names, resume keys, and signed session cookies."""
+"""Attendees: joining with a unique display name, and the resume key that brings one back."""
 
 from __future__ import annotations
 
 import re
 import secrets
-import time
 import unicodedata
-from collections import defaultdict, deque
-from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session, select
 
 from app.models import Attendee, utcnow
 
-COOKIE_NAME = "labdeck_session"
 NAME_MAX = 40
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -72,6 +67,20 @@ def attendee_by_resume_key(session: Session, workshop: str, key: str) -> Attende
     return attendee if attendee is not None and attendee.workshop == workshop else None
 
 
+def by_cookie(session: Session, workshop: str, attendee_id: int, key: str) -> Attendee | None:
+    """The attendee a session cookie names, if its resume key still matches. The row comes back
+    detached (loaded, no lazy attributes), safe to use after the session closed."""
+    if not -(2**63) <= attendee_id < 2**63:  # SQLite's integers; a forged cookie may say more
+        return None
+    attendee = session.get(Attendee, attendee_id)
+    if attendee is None or attendee.workshop != workshop:
+        return None
+    if not secrets.compare_digest(attendee.resume_key, key):
+        return None
+    session.expunge(attendee)
+    return attendee
+
+
 def touch(session: Session, attendee: Attendee, lesson: str | None = None) -> None:
     attendee.last_seen_at = utcnow()
     if lesson is not None:
@@ -80,55 +89,19 @@ def touch(session: Session, attendee: Attendee, lesson: str | None = None) -> No
     session.commit()
 
 
-@dataclass(frozen=True)
-class SessionCookies:
-    """Signs the session cookie: it carries the attendee's id and resume key, checked on each request."""
-
-    secret: str
-
-    def _serializer(self) -> URLSafeSerializer:
-        return URLSafeSerializer(self.secret, salt="labdeck-session")
-
-    def dump(self, attendee: Attendee) -> str:
-        return str(self._serializer().dumps({"id": attendee.id, "key": attendee.resume_key}))
-
-    def load(self, value: str | None) -> tuple[int, str] | None:
-        if not value:
-            return None
-        try:
-            data = self._serializer().loads(value)
-        except BadSignature:
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-            return None
-        return data["id"], str(data.get("key", ""))
+def delete_attendee(session: Session, attendee_id: int) -> None:
+    """Remove an attendee whose join did not finish (their rows go with them)."""
+    attendee = session.get(Attendee, attendee_id)
+    if attendee is not None:
+        session.delete(attendee)
+        session.commit()
 
 
-# A whole class may join from one address (venue Wi-Fi behind NAT, a proxy): joins per address
-# are limited only against floods, while guessing the join code is limited tightly.
-JOINS_PER_ADDRESS_PER_MINUTE = 200
-WRONG_CODES_PER_ADDRESS_PER_MINUTE = 10
-
-
-class RateLimiter:
-    """At most ``limit`` events per ``window`` seconds per key (e.g. joins per address)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._events: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str) -> bool:
-        """Count one event for ``key``; False (and not counted) when it is over the limit."""
-        if self.exhausted(key):
-            return False
-        self._events[key].append(time.monotonic())
-        return True
-
-    def exhausted(self, key: str) -> bool:
-        """Whether ``key`` used up its events in the window, without counting one."""
-        now = time.monotonic()
-        events = self._events[key]
-        while events and now - events[0] > self.window:
-            events.popleft()
-        return len(events) >= self.limit
+def find_attendee(session: Session, attendee_id: int) -> Attendee | None:
+    """The attendee by id (detached), or None; ids beyond SQLite's integers find nobody."""
+    if not -(2**63) <= attendee_id < 2**63:
+        return None
+    attendee = session.get(Attendee, attendee_id)
+    if attendee is not None:
+        session.expunge(attendee)
+    return attendee

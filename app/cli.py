@@ -27,7 +27,7 @@ def _register_sub_apps(command: str | None) -> None:
         return command is None or command.startswith("-") or command == name
 
     if wanted("images"):
-        from app.images.cli import images_app
+        from app.sandboxes.docker.images.cli import images_app
 
         cli.add_typer(images_app, name="images")
     if wanted("content"):
@@ -61,7 +61,7 @@ def serve(
     settings = Settings()
     _refuse_broken_content(settings)
     if build_images:
-        from app.images.cli import build
+        from app.sandboxes.docker.images.cli import build
 
         build(offline=False, online=False, force=False, only=[])
 

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the portal."
     )
+    sandbox_backend: Literal["docker", "fake"] = Field(
+        "docker",
+        description="Which backend makes sandboxes: `docker` (a Docker engine) or `fake` "
+        "(in-process stand-ins with no engine, for demos and tests of the pages).",
+    )
     sandbox_runtime: RuntimeProfile = Field(
         "auto",
         description="How sandboxes get the rights an inner Docker engine needs: `auto` tries sysbox, privileged, then caps.",
@@ -114,6 +119,13 @@ class Settings(BaseSettings):
     )
     spawn_workers: int = Field(
         4, ge=1, le=64, description="Sandboxes created at the same time at most."
+    )
+    db_workers: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Threads that do the portal's database work; async routes never wait "
+        "on SQLite themselves.",
     )
     check_workers: int = Field(
         0,

@@ -22,8 +22,8 @@ from markupsafe import Markup, escape
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.attendees import COOKIE_NAME
 from app.config import Settings
+from app.cookies import COOKIE_NAME
 from app.errors import error_response
 from app.instructor.auth import INSTRUCTOR_COOKIE
 from app.templating import templates

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -22,23 +27,68 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # A writer waits this long for a lock before giving up (then the request answers 503).
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def make_engine(database_path: Path) -> Engine:
     database_path.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite connections are cheap: no upper bound on the pool, so a burst never queues on it
+    # (a bounded QueuePool of 5+10 hung the portal under 15 simultaneous checks).
     engine = create_engine(
-        f"sqlite:///{database_path}", connect_args={"check_same_thread": False, "timeout": 5}
+        f"sqlite:///{database_path}",
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        pool_size=16,
+        max_overflow=-1,
     )
     event.listen(engine, "connect", _on_connect)
     return engine
 
 
-def session_scope(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
+class DatabaseBusy(RuntimeError):
+    """SQLite stayed locked past the busy timeout; routes answer 503 with this sentence."""
+
+
+BUSY_MESSAGE = "The portal's database is busy right now; try again in a few seconds."
+
+
+class Database:
+    """The SQLite file, with a small pool of threads that do all async code's database work.
+
+    ``await db.run(work)`` calls ``work(session)`` in one of those threads with a session of its
+    own, committed by ``work`` and closed after it: no session ever spans an await, and the
+    event loop never waits on SQLite. The connection pool has room for every one of those
+    threads and for FastAPI's threads (sync routes), so nothing waits on the pool itself."""
+
+    def __init__(self, path: Path, workers: int = 8) -> None:
+        self.path = path
+        self.engine = make_engine(path)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="labdeck-db")
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, work)
+
+    def run_sync(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` here and now (for code already off the event loop)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return work(session)
+        except OperationalError as error:
+            if is_locked(error):
+                raise DatabaseBusy(BUSY_MESSAGE) from error
+            raise
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.engine.dispose()
+
+
+def is_locked(error: BaseException) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def alembic_config(database_path: Path) -> AlembicConfig:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app import db
 from app.config import Settings
-from app.engine import EngineUnavailable, docker_client, unavailable_message
+from app.sandboxes.docker.engine import EngineUnavailable, docker_client, unavailable_message
 
 MIN_FREE_GB = 5.0
 
@@ -34,7 +34,7 @@ def check_engine() -> Finding:
 
 
 def check_runtime(settings: Settings) -> Finding:
-    from app.sandboxes.runtime import describe_runtime
+    from app.sandboxes.docker.runtime import describe_runtime
 
     try:
         client = docker_client(timeout=30)
@@ -53,7 +53,7 @@ def check_runtime(settings: Settings) -> Finding:
 
 
 def check_images(settings: Settings) -> Finding:
-    from app.images.builder import image_status
+    from app.sandboxes.docker.images.builder import image_status
 
     try:
         client = docker_client(timeout=30)
@@ -109,8 +109,8 @@ def check_disk(settings: Settings, docker_root: Path = Path("/var/lib/docker")) 
 
 
 def check_content(settings: Settings) -> Finding:
-    from app.lessons.check import check_workshop
     from app.lessons.loader import find_workshops
+    from app.lessons.validate import check_workshop
 
     workshops = find_workshops(settings.content_dir)
     if not workshops:

@@ -9,6 +9,7 @@ Topics are plain strings: ``attendee:<id>`` for one attendee's pages, ``instruct
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,11 +42,30 @@ class Subscription:
 
 
 class EventHub:
+    """Publish from the event loop or from any thread (sync routes, database workers): a
+    publish from another thread is handed to the loop, since asyncio queues are not
+    thread-safe."""
+
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the subscribers wait on (the lifespan's); publishes from threads go there."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
 
     def publish(self, topic: str, event: Event) -> int:
         """Queue ``event`` for every subscriber of ``topic``; returns how many got it. Never blocks."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            count = self.subscriber_count(topic)
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._publish, topic, event)
+            return count
+        return self._publish(topic, event)
+
+    def _publish(self, topic: str, event: Event) -> int:
         subscribers = list(self._subscribers.get(topic, ()))
         for subscription in subscribers:
             subscription.offer({**event, "topic": topic})

@@ -1,51 +1,36 @@
-"""What `/healthz` and `labdeck doctor` both want to know about the database, engine and images."""
+"""What `/healthz` and `labdeck doctor` both want to know about the database and the backend."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy import text
 
 from app import db
+from app.services import Services
 
 
-def database_status(app: FastAPI) -> str:
+def database_status(database: db.Database) -> str:
+    """``ok``, or why not. Blocks (one tiny read)."""
     try:
-        with app.state.db_engine.connect() as connection:
+        with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        revision = db.current_revision(app.state.db_engine)
+        revision = db.current_revision(database.engine)
     except Exception as error:  # any driver error means "not ok"; the reason goes to the report
         return f"error: {error.__class__.__name__}"
-    head = db.head_revision(app.state.settings.database_path)
+    head = db.head_revision(database.path)
     return "ok" if revision == head else f"outdated: at {revision}, head is {head}"
 
 
-def missing_images(app: FastAPI) -> list[str]:
-    client = app.state.docker.client()
-    wanted = [app.state.settings.sandbox_image]
-    missing = []
-    for tag in wanted:
-        try:
-            client.images.get(tag)
-        except Exception:
-            missing.append(tag)
-    return missing
-
-
-async def collect_health(app: FastAPI) -> dict[str, Any]:
-    database = await asyncio.to_thread(database_status, app)
-    engine_ok = await app.state.docker.ping_async()
-    if engine_ok:
-        missing = await asyncio.to_thread(missing_images, app)
-        images = "ok" if not missing else "missing: " + ", ".join(missing)
-    else:
-        images = "unknown: engine down"
+async def collect_health(services: Services) -> dict[str, Any]:
+    database = await services.db.run(lambda _session: database_status(services.db))
+    backend = await services.sandboxes.health()
     report: dict[str, Any] = {
         "db": database,
-        "engine": "ok" if engine_ok else "unreachable",
-        "images": images,
+        "engine": backend.engine,
+        "images": backend.images if backend.engine == "ok" else "unknown: engine down",
+        "registry": backend.registry,
     }
-    report["status"] = "ok" if all(value == "ok" for value in report.values()) else "degraded"
+    healthy = database == "ok" and backend.ok
+    report["status"] = "ok" if healthy else "degraded"
     return report

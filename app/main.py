@@ -1,4 +1,4 @@
-"""The application factory and its lifespan: migrate, load the workshop, connect the engine."""
+"""The application factory and its lifespan: migrate, load the workshop, build the services."""
 
 from __future__ import annotations
 
@@ -11,20 +11,23 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import db
-from app.attendees import (
-    JOINS_PER_ADDRESS_PER_MINUTE,
-    WRONG_CODES_PER_ADDRESS_PER_MINUTE,
-    RateLimiter,
-    SessionCookies,
-)
 from app.config import Settings, get_settings
 from app.csrf import install_csrf
-from app.engine import Engine
 from app.errors import install_error_handlers
-from app.events import EventHub
-from app.routes import checks, events, health, instructor, join, lessons, metrics, terminal
-from app.sandboxes.service import sandboxes_lifespan
-from app.templating import STATIC_DIR
+from app.instructor.broadcasts import latest_broadcast
+from app.routes import (
+    checks,
+    events,
+    hand,
+    health,
+    instructor,
+    join,
+    lessons,
+    metrics,
+    terminal,
+)
+from app.services import Limiters, running_services
+from app.templating import STATIC_DIR, templates
 from app.workshops import select_workshop
 
 log = logging.getLogger("labdeck")
@@ -35,39 +38,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database_path)
-    app.state.db_engine = db.make_engine(settings.database_path)
-    app.state.workshop = select_workshop(settings)
-    # No ping here: the portal starts (and /healthz says "degraded") while the engine is down.
-    app.state.docker = Engine()
-    try:
-        async with sandboxes_lifespan(app):  # app.state.sandboxes; never stops a sandbox
-            # Start-up objects live for the whole run: keep them out of every later full
-            # collection, which otherwise shows up as dashboard render outliers (docs/benchmarks.md).
-            gc.freeze()
+    workshop = select_workshop(settings)
+    # Tests and benches may hand in a backend (a FakeBackend); otherwise the one the settings name.
+    backend = getattr(app.state, "sandbox_backend", None)
+    async with running_services(settings, workshop, app.state.limiters, backend) as services:
+        app.state.services = services
+        # Start-up objects live for the whole run: keep them out of every later full
+        # collection, which otherwise shows up as dashboard render outliers (docs/benchmarks.md).
+        gc.freeze()
+        try:
             yield
-    finally:
-        app.state.docker.close()
-        app.state.db_engine.dispose()
+        finally:
+            app.state.services = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="LabDeck", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.workshop = None
-    app.state.cookies = SessionCookies(settings.cookie_secret())
-    app.state.join_limiter = RateLimiter(limit=JOINS_PER_ADDRESS_PER_MINUTE, window=60)
-    app.state.wrong_code_limiter = RateLimiter(limit=WRONG_CODES_PER_ADDRESS_PER_MINUTE, window=60)
-    app.state.events = EventHub()
+    app.state.services = None
+    # Built here, not in the lifespan: a test or bench may loosen them before the app starts.
+    app.state.limiters = Limiters.default()
+    templates.env.globals["latest_broadcast"] = latest_broadcast
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(join.router)
-    app.include_router(lessons.router)
-    app.include_router(events.router)
-    app.include_router(checks.router)
-    app.include_router(terminal.router)
-    instructor.install(app)  # the instructor's routers, dashboard feed and broadcasts
+    for route_module in (health, metrics, join, lessons, events, checks, terminal, hand):
+        app.include_router(route_module.router)
+    app.include_router(instructor.router)
     install_csrf(app, settings)  # after the routers: every HTML form and htmx POST is checked
     return app

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from fastapi import FastAPI
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.events import INSTRUCTOR_TOPIC
 from app.models import Attempt, Attendee, Sandbox, TaskProgress
+from app.services import Services
 
 
 def _metric(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
@@ -19,10 +19,11 @@ def _metric(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, f
     return "\n".join(lines)
 
 
-def collect(app: FastAPI) -> str:
-    """Read the counts from SQLite and the in-process hub; cheap enough to scrape every 15 s."""
-    workshop = app.state.workshop.slug if app.state.workshop else ""
-    with Session(app.state.db_engine) as session:
+def collect(services: Services) -> str:
+    """Read the counts from SQLite and the in-process hub; cheap enough to scrape every 15 s.
+    Blocks: call it from a thread."""
+    workshop = services.workshop.slug if services.workshop else ""
+    with Session(services.db.engine) as session:
         attendees = session.exec(
             select(func.count()).select_from(Attendee).where(Attendee.workshop == workshop)
         ).one()
@@ -58,7 +59,7 @@ def collect(app: FastAPI) -> str:
             "dashboards_open",
             "gauge",
             "Instructor dashboards listening live.",
-            [("", app.state.events.subscriber_count(INSTRUCTOR_TOPIC))],
+            [("", services.events.subscriber_count(INSTRUCTOR_TOPIC))],
         ),
     ]
     return "\n".join(parts) + "\n"

@@ -33,7 +33,8 @@ def render(
 ) -> HTMLResponse:
     """Render ``name``; with ``block`` and an htmx request, only that block of the same template."""
     context = dict(context or {})
-    context.setdefault("workshop", getattr(request.app.state, "workshop", None))
+    services = getattr(request.app.state, "services", None)
+    context.setdefault("workshop", services.workshop if services is not None else None)
     block_name = block if block and is_htmx(request) else None
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, block_name=block_name

@@ -8,9 +8,9 @@ ARG BASE=debian:bookworm-slim
 
 # -- the front-end packages, copied to static/vendor ------------------------------------------
 FROM ${BASE} AS frontend
-# Lets a builder find and prune this stage's leftover images (see app/images/builder.py).
+# Lets a builder find and prune this stage's leftover images (see app/sandboxes/docker/images/builder.py).
 LABEL io.labdeck.build-stage=portal
-# The extra CAs first, as app/images/recipes do: apt uses plain http, npm needs them.
+# The extra CAs first, as app/sandboxes/docker/images/recipes do: apt uses plain http, npm needs them.
 COPY deploy/extra-ca/ /usr/local/share/ca-certificates/
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

@@ -107,7 +107,7 @@ def _leftovers(client: object) -> list[str]:
     """Remove every test object not owned by another live session; name those that leaked."""
     import docker
 
-    from app.sandboxes.network import teardown_network
+    from app.sandboxes.docker.network import teardown_network
 
     assert isinstance(client, docker.DockerClient)
     leaked: list[str] = []
@@ -173,7 +173,7 @@ def _new_anonymous_volumes(client: object, before: set[str]) -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def sweep_docker_objects() -> Iterator[None]:
     """Remove what earlier runs left, and fail the run if this one leaks containers, volumes or networks."""
-    from app.engine import EngineUnavailable, docker_client
+    from app.sandboxes.docker.engine import EngineUnavailable, docker_client
 
     try:
         client = docker_client(timeout=30)

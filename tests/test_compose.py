@@ -1,7 +1,7 @@
 """The hosted deployment: compose.yaml is sound, deploy/portal.Dockerfile builds here (offline
 when no registry answers), and a container run the way compose runs it answers /healthz.
 
-The image is built like LabDeck's own images (app/images/builder.py): a content-hash label over
+The image is built like LabDeck's own images (app/sandboxes/docker/images/builder.py): a content-hash label over
 the build context, so a run with nothing changed builds nothing. It is tagged
 labdeck/portal:test, never compose's labdeck/portal:latest, and kept as that cache."""
 
@@ -25,9 +25,9 @@ from docker.models.containers import Container
 from docker.utils.build import exclude_paths
 
 from app.config import Settings
-from app.images.builder import BuildResult, build_recipe
-from app.images.catalog import Recipe
-from app.images.mode import detect_mode
+from app.sandboxes.docker.images.builder import BuildResult, build_recipe
+from app.sandboxes.docker.images.catalog import Recipe
+from app.sandboxes.docker.images.mode import detect_mode
 from app.sandboxes.naming import registry_name
 from tests.conftest import REPO, TEST_LABEL
 from tests.support.live_server import free_port
@@ -180,7 +180,7 @@ def build_portal_image(client: docker.DockerClient, context: Path) -> BuildResul
 
 @pytest.fixture(scope="module")
 def docker_client() -> Iterator[docker.DockerClient]:
-    from app.engine import docker_client
+    from app.sandboxes.docker.engine import docker_client
 
     client = docker_client(timeout=900)  # a cold build streams for minutes
     yield client

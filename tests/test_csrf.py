@@ -114,7 +114,7 @@ def test_form_fields_still_reach_the_route_after_the_check(app: FastAPI) -> None
             follow_redirects=False,
         )
         assert response.status_code == 303
-        assert app.state.broadcasts.latest().text == "Form body replayed"
+        assert app.state.services.broadcasts.latest().text == "Form body replayed"
 
 
 def test_oversized_form_without_header_is_refused(attendee: Person) -> None:

@@ -1,6 +1,6 @@
-"""The terminal's portal side without sockets or Docker: frames (app/terminal_frames.py), the
-bounded buffer (app/terminal_buffer.py), and one terminal served over an in-memory websocket
-with a scripted TTY (app/terminal.py, app/terminal_connection.py). The sandbox side is in
+"""The terminal's portal side without sockets or Docker: frames (app/terminal/frames.py), the
+bounded buffer (app/terminal/buffer.py), and one terminal served over an in-memory websocket
+with a scripted TTY (app/terminal/serve.py, app/terminal/connection.py). The sandbox side is in
 tests/test_terminal_session.py."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket
 
-from app import terminal
+from app.terminal import serve as terminal
 from app.events import EventHub, attendee_topic
 from app.sandboxes.base import ExecResult, SandboxGone
-from app.sandboxes.service import SandboxUnavailable
-from app.terminal import serve_terminal
-from app.terminal_buffer import OutputBuffer
-from app.terminal_frames import (
+from app.sandboxes.base import SandboxUnavailable
+from app.terminal.serve import serve_terminal
+from app.terminal.buffer import OutputBuffer
+from app.terminal.frames import (
     MAX_CLIENT_FRAME,
     Control,
     FrameRefused,

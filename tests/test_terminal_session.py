@@ -1,6 +1,6 @@
 """The sandbox side of the terminal: the portal's attach and detach commands
-(app/terminal_session.py), and the session holder of the sandbox image
-(app/images/recipes/sandbox/labdeck_session.py) run for real here, on ptys of this machine."""
+(app/terminal/session.py), and the session holder of the sandbox image
+(app/sandboxes/docker/images/recipes/sandbox/labdeck_session.py) run for real here, on ptys of this machine."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from types import ModuleType
 
 import pytest
 
-from app.terminal_frames import TerminalSize
-from app.terminal_session import (
+from app.terminal.frames import TerminalSize
+from app.terminal.session import (
     ATTACH_SCRIPT,
     CLIENT_TTY,
     ClientTtyFinder,
@@ -30,7 +30,7 @@ from app.terminal_session import (
     detach_command,
 )
 
-HOLDER = Path(__file__).resolve().parents[1] / "app/images/recipes/sandbox/labdeck_session.py"
+HOLDER = Path(__file__).resolve().parents[1] / "app/sandboxes/docker/images/recipes/sandbox/labdeck_session.py"
 
 
 def load_holder() -> ModuleType:

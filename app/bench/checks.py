@@ -29,7 +29,7 @@ from app.config import Settings
 from app.events import EventHub
 from app.lessons.schema import Check, Lesson, Task, Workshop
 from app.models import Attendee
-from app.sandboxes.docker_backend import DockerBackend
+from app.sandboxes.docker.backend import DockerBackend
 from app.sandboxes.service import (
     SandboxService,
     ServiceConfig,

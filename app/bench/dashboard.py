@@ -230,12 +230,12 @@ async def measure_render(settings: Settings, url: str, token: str, rounds: int) 
 async def publish_result(app: Any, attendee_id: int, task_id: str) -> float:
     """What the checks do when a run ends: store the attempt, then publish the result.
     Returns the moment of publishing (perf_counter)."""
-    found = app.state.workshop.task(task_id)
+    found = app.state.services.workshop.task(task_id)
     assert found is not None
     results = [CheckResult(0, "It is done", "passed")]
 
     def save() -> TaskProgress:
-        with Session(app.state.db_engine) as session:
+        with Session(app.state.services.db.engine) as session:
             return store.record_attempt(
                 session, attendee_id, task_id, results, started_at=utcnow(), duration_ms=5
             )
@@ -249,7 +249,7 @@ async def publish_result(app: Any, attendee_id: int, task_id: str) -> float:
     }
     card = publish.task_card_html(found[1], "passed", results)
     published = time.perf_counter()
-    publish.publish_task(app.state.events, attendee_id, summary, card)
+    publish.publish_task(app.state.services.events, attendee_id, summary, card)
     return published
 
 

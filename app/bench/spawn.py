@@ -31,8 +31,8 @@ from app.bench.cli import emit, summarize
 from app.bench.dashboard import cpu_calibration_ms
 from app.config import Settings
 from app.sandboxes.base import SandboxSpec
-from app.sandboxes.docker_backend import DockerBackend
-from app.sandboxes.docker_exec import READY_PROBE
+from app.sandboxes.docker.backend import DockerBackend
+from app.sandboxes.docker.exec import READY_PROBE
 from app.sandboxes.naming import sandbox_name
 
 TARGET_WARM_P95_SECONDS = 0.2

@@ -32,10 +32,10 @@ import typer
 from docker.errors import APIError
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.attendees import COOKIE_NAME
 from app.bench.cli import emit, free_port, summarize
 from app.config import Settings
-from app.engine import docker_client
+from app.cookies import COOKIE_NAME
+from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.naming import LABEL_INSTANCE
 from app.sandboxes.service import remove_docker_setup
 
@@ -59,16 +59,16 @@ def serve_portal() -> None:
     It leaves its sandboxes behind when it stops, as a portal does; the parent removes them."""
     import uvicorn
 
-    from app.attendees import RateLimiter
     from app.config import Settings
     from app.main import create_app
+    from app.ratelimit import RateLimiter
     from app.sandboxes.service import prepare_docker
 
     settings = Settings()
     backend, _registry = prepare_docker(settings, BENCH_LABELS)
     app = create_app(settings)
     app.state.sandbox_backend = backend
-    app.state.join_limiter = RateLimiter(limit=10_000, window=60)  # a class joins from one address
+    app.state.limiters.joins.limit = 10_000  # a class joins from one address
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 

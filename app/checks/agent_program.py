@@ -12,7 +12,7 @@ its output captured (never typed into the attendee's shell), its whole session S
 deadline and again when the command returns, so that background jobs it left die with it.
 What the agent saves is the container exec per check: on a small host that exec costs more CPU
 than the check itself. Requests are served concurrently, each on a thread of its own.
-The exec path (``GUARD`` in app/sandboxes/docker_exec.py, shell) keeps the same rule for
+The exec path (``GUARD`` in app/sandboxes/docker/exec.py, shell) keeps the same rule for
 images without python3; tests/checks/test_kill_rule.py holds both to it.
 """
 

@@ -15,20 +15,17 @@ from datetime import datetime
 from functools import cached_property, partial
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 from app.checks import publish, store
 from app.checks.agent import AgentBackend, CheckAgents
+from app.checks.lesson_setup import LessonSetups
 from app.checks.runner import CheckResult, Progress, run_checks
-from app.checks.setup import LessonSetups
 from app.checks.watch import Watches
+from app.db import Database
 from app.events import EventHub
 from app.lessons.schema import Lesson, Task
 from app.models import TaskProgress, utcnow
 from app.progress import status_of
-from app.sandboxes.base import SandboxGone
-from app.sandboxes.service import SandboxUnavailable
+from app.sandboxes.base import SandboxGone, SandboxUnavailable
 
 RunStatus = Literal["passed", "failed", "unavailable"]
 SANDBOX_RESTARTING = "Your sandbox is starting again; check again in a few seconds."
@@ -93,16 +90,16 @@ class CheckService:
         self,
         sandboxes: SandboxProvider,
         events: EventHub,
-        db_engine: Engine,
+        database: Database,
         *,
         ready_timeout: float = READY_TIMEOUT_SECONDS,
         workers: int = 0,
     ) -> None:
         self.sandboxes = sandboxes
         self.events = events
-        self.db_engine = db_engine
+        self.db = database
         self.ready_timeout = ready_timeout
-        self.setups = LessonSetups(db_engine)
+        self.setups = LessonSetups(database)
         self.watches = Watches(self)
         self._inflight: dict[tuple[int, str], asyncio.Task[TaskRun]] = {}
         # A class clicking at once would otherwise share the cores among all its checks and
@@ -224,8 +221,8 @@ class CheckService:
         publish.publish_task(self.events, attendee_id, summary, card)
 
     def _store_attempt(self, attendee_id: int, run: TaskRun) -> TaskProgress | None:
-        with Session(self.db_engine) as session:
-            return store.record_attempt(
+        return self.db.run_sync(
+            lambda session: store.record_attempt(
                 session,
                 attendee_id,
                 run.task_id,
@@ -233,10 +230,12 @@ class CheckService:
                 started_at=run.started_at,
                 duration_ms=run.duration_ms,
             )
+        )
 
     def _read_progress(self, attendee_id: int, run: TaskRun) -> TaskProgress | None:
-        with Session(self.db_engine) as session:
-            return store.progress_of(session, attendee_id, run.task_id)
+        return self.db.run_sync(
+            lambda session: store.progress_of(session, attendee_id, run.task_id)
+        )
 
     def _forget(self, key: tuple[int, str], run: asyncio.Task[TaskRun]) -> None:
         if self._inflight.get(key) is run:

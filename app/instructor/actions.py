@@ -1,13 +1,11 @@
 """What the instructor does to sandboxes: reset, stop, size the warm pool, end the workshop.
 
-Talks to ``app.state.sandboxes`` (app/sandboxes/service.py) through the few calls below.
+Talks to the sandbox service (app/sandboxes/service.py) through the few calls below.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
-
-from fastapi import HTTPException, Request
 
 from app.events import EventHub
 from app.instructor.broadcasts import BroadcastBoard
@@ -25,21 +23,6 @@ class SandboxControl(Protocol):
     def set_warm_pool_size(self, size: int) -> None: ...
 
     def class_view(self) -> Any: ...
-
-
-def sandbox_control(request: Request) -> SandboxControl:
-    service: SandboxControl | None = getattr(request.app.state, "sandboxes", None)
-    if service is None:
-        raise HTTPException(503, "Sandboxes are not running on this portal; see ./labdeck doctor.")
-    return service
-
-
-def warm_pool_size(request: Request) -> int:
-    """The size the pool keeps now (it may differ from the setting after a change)."""
-    service = getattr(request.app.state, "sandboxes", None)
-    pool = getattr(service, "pool", None)
-    size = getattr(pool, "size", None)
-    return int(size) if isinstance(size, int) else int(request.app.state.settings.warm_pool_size)
 
 
 async def end_workshop(service: SandboxControl, events: EventHub, board: BroadcastBoard) -> int:

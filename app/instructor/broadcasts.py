@@ -75,5 +75,5 @@ class BroadcastBoard:
 
 def latest_broadcast(request: Request) -> Broadcast | None:
     """For templates (base.html): None when the app keeps no board (e.g. a bare test app)."""
-    board: BroadcastBoard | None = getattr(request.app.state, "broadcasts", None)
-    return board.latest() if board is not None else None
+    services = getattr(request.app.state, "services", None)
+    return services.broadcasts.latest() if services is not None else None

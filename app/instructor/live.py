@@ -8,15 +8,16 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 from sqlmodel import Session
-from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.db import Database
 from app.events import INSTRUCTOR_TOPIC, Event, EventHub
 from app.instructor.dashboard import LiveDashboard
 from app.instructor.fragments import update_message
+from app.lessons.schema import Workshop
 
 log = logging.getLogger("labdeck.instructor")
 DASHBOARD_QUEUE = 64
@@ -26,8 +27,10 @@ RESYNC = json.dumps({"type": "resync"})
 class DashboardFeed:
     """Runs while at least one dashboard is open; rendering happens off the event loop."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app: Any = app
+    def __init__(self, events: EventHub, database: Database, workshop: Workshop | None) -> None:
+        self._events = events
+        self._db = database
+        self._workshop = workshop
         self._dashboards: set[asyncio.Queue[str]] = set()
         self._pump: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -44,7 +47,7 @@ class DashboardFeed:
         self._dashboards.add(queue)
         if self._pump is None or self._pump.done():
             self._subscribed = asyncio.Event()
-            self._live = LiveDashboard(self._app.state.workshop)  # read afresh on the first event
+            self._live = LiveDashboard(self._workshop)  # read afresh on the first event
             self._pump = asyncio.create_task(self._run(self._subscribed))
         await self._subscribed.wait()
         try:
@@ -68,20 +71,19 @@ class DashboardFeed:
                 sender.cancel()
 
     async def _run(self, subscribed: asyncio.Event) -> None:
-        async with self._app.state.events.subscribe(INSTRUCTOR_TOPIC) as events:
+        async with self._events.subscribe(INSTRUCTOR_TOPIC) as events:
             subscribed.set()
             async for event in events:
                 try:
-                    message = await asyncio.to_thread(self._render, event)
+                    message = await self._db.run(partial(self._render, event))
                 except Exception:  # a broken render must not end live updates for everyone
                     log.exception("could not render a dashboard update for %r", event)
                     continue
                 self._fan_out(message)
 
-    def _render(self, event: Event) -> str:
+    def _render(self, event: Event, session: Session) -> str:
         assert self._live is not None
-        with Session(self._app.state.db_engine) as session:
-            return json.dumps(update_message(session, self._live, event), default=str)
+        return json.dumps(update_message(session, self._live, event), default=str)
 
     def _fan_out(self, message: str) -> None:
         for queue in list(self._dashboards):

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.lessons.check import check_workshop
 from app.lessons.killercoda import KillercodaImportError, import_killercoda
 from app.lessons.loader import LESSON_FILE_NAME, META_FILE, find_workshops, load_workshop
 from app.lessons.problems import ContentProblem
+from app.lessons.validate import check_workshop
 
 content_app = typer.Typer(
     help="Check workshop content and import Killercoda scenarios.", no_args_is_help=True

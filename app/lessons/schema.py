@@ -76,7 +76,7 @@ class Question(_Sourced):
 
 class ImageRef(_Strict):
     name: Text
-    # The recipe is a folder name under app/images/recipes/, so keep it path-safe.
+    # The recipe is a folder name under app/sandboxes/docker/images/recipes/, so keep it path-safe.
     recipe: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 
 

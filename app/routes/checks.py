@@ -3,54 +3,22 @@ lesson setup the lesson page asks for when it opens."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session
 
 from app.checks import store
 from app.checks.service import CheckService, TaskRun
-from app.deps import AttendeeDep, SessionDep, WorkshopDep
+from app.db import Database
+from app.deps import AttendeeDep, ChecksDep, DatabaseDep, SessionDep, WorkshopDep
 from app.instructor import locks
 from app.lessons.schema import Lesson, Task, Workshop
 from app.models import Attendee
 from app.progress import status_of
 from app.templating import render
 
-
-@contextlib.asynccontextmanager
-async def checks_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """FastAPI runs it inside the app's lifespan; it stops watches and runs on the way out."""
-    app.state.checks = None  # made on first use, once app.state.sandboxes exists
-    try:
-        yield
-    finally:
-        if app.state.checks is not None:
-            await app.state.checks.close()
-
-
-router = APIRouter(lifespan=checks_lifespan)
-
-
-def get_check_service(request: Request) -> CheckService:
-    state = request.app.state
-    service: CheckService | None = getattr(state, "checks", None)
-    sandboxes = getattr(state, "sandboxes", None)
-    if service is None and sandboxes is not None:
-        service = state.checks = CheckService(
-            sandboxes, state.events, state.db_engine, workers=state.settings.check_workers
-        )
-    if service is None:
-        raise HTTPException(
-            503, "Sandboxes are not running on this portal yet. Ask the instructor."
-        )
-    return service
-
-
-ChecksDep = Annotated[CheckService, Depends(get_check_service)]
+router = APIRouter()
 
 
 def find_task(workshop: Workshop, task_id: str) -> tuple[Lesson, Task]:
@@ -60,15 +28,15 @@ def find_task(workshop: Workshop, task_id: str) -> tuple[Lesson, Task]:
     return found
 
 
-def open_task(workshop: Workshop, session: Session, task_id: str) -> tuple[Lesson, Task]:
+async def open_task(workshop: Workshop, database: Database, task_id: str) -> tuple[Lesson, Task]:
     """The task, if its lesson is open: a locked lesson's checks wait, as its page does."""
     lesson, task = find_task(workshop, task_id)
-    refuse_if_locked(workshop, session, lesson)
+    await refuse_if_locked(workshop, database, lesson)
     return lesson, task
 
 
-def refuse_if_locked(workshop: Workshop, session: Session, lesson: Lesson) -> None:
-    if locks.is_locked(session, workshop.slug, lesson.slug):
+async def refuse_if_locked(workshop: Workshop, database: Database, lesson: Lesson) -> None:
+    if await database.run(lambda session: locks.is_locked(session, workshop.slug, lesson.slug)):
         raise HTTPException(
             403, f"The instructor has not opened the lesson '{lesson.title}' yet. Wait a moment."
         )
@@ -79,10 +47,10 @@ async def check_task_json(
     task_id: str,
     workshop: WorkshopDep,
     attendee: AttendeeDep,
-    session: SessionDep,
+    database: DatabaseDep,
     checks: ChecksDep,
 ) -> dict[str, Any]:
-    lesson, task = open_task(workshop, session, task_id)
+    lesson, task = await open_task(workshop, database, task_id)
     run = await checks.check(_id(attendee), lesson, task)
     return run.as_json()
 
@@ -93,12 +61,12 @@ async def check_task_card(
     request: Request,
     workshop: WorkshopDep,
     attendee: AttendeeDep,
-    session: SessionDep,
+    database: DatabaseDep,
     checks: ChecksDep,
 ) -> HTMLResponse:
-    lesson, task = open_task(workshop, session, task_id)
+    lesson, task = await open_task(workshop, database, task_id)
     run = await checks.check(_id(attendee), lesson, task)
-    return _card(request, session, checks, attendee, task, run)
+    return await _card(request, database, checks, attendee, task, run)
 
 
 @router.post("/tasks/{task_id}/watch", status_code=204)
@@ -106,12 +74,12 @@ async def toggle_watch(
     task_id: str,
     workshop: WorkshopDep,
     attendee: AttendeeDep,
-    session: SessionDep,
+    database: DatabaseDep,
     checks: ChecksDep,
     watch: Annotated[str, Form()] = "",
 ) -> Response:
     """A checked box sends ``watch=on``; an unchecked one sends nothing, which means off."""
-    lesson, task = open_task(workshop, session, task_id)
+    lesson, task = await open_task(workshop, database, task_id)
     if watch == "on":
         checks.sandboxes.touch(_id(attendee))
         checks.watches.start(_id(attendee), lesson, task)
@@ -134,26 +102,28 @@ async def prepare_lesson(
     slug: str,
     workshop: WorkshopDep,
     attendee: AttendeeDep,
-    session: SessionDep,
+    database: DatabaseDep,
     checks: ChecksDep,
 ) -> dict[str, Any]:
     lesson = workshop.lesson(slug)
     if lesson is None:
         raise HTTPException(404, "There is no lesson by that name.")
-    refuse_if_locked(workshop, session, lesson)
+    await refuse_if_locked(workshop, database, lesson)
     problem = await checks.prepare_lesson(_id(attendee), lesson)
     return {"lesson": lesson.slug, "ready": not problem, "message": problem}
 
 
-def _card(
+async def _card(
     request: Request,
-    session: Session,
+    database: Database,
     checks: CheckService,
     attendee: Attendee,
     task: Task,
     run: TaskRun,
 ) -> HTMLResponse:
-    progress = store.progress_of(session, _id(attendee), task.id)
+    progress = await database.run(
+        lambda session: store.progress_of(session, _id(attendee), task.id)
+    )
     context = {
         "task": task,
         "status": status_of(progress),

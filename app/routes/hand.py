@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.deps import AttendeeDep, SessionDep
+from app.deps import AttendeeDep, EventsDep, SessionDep
+from app.events import EventHub
 from app.instructor import hands
 from app.models import Attendee
 from app.templating import is_htmx, render
@@ -22,17 +23,23 @@ async def hand_button(request: Request, attendee: AttendeeDep) -> HTMLResponse:
 
 
 @router.post("/hand")
-async def raise_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
-    return _set_hand(request, attendee, session, raised=True)
+def raise_hand(
+    request: Request, attendee: AttendeeDep, session: SessionDep, events: EventsDep
+) -> Response:
+    return _set_hand(request, session.merge(attendee), session, events, raised=True)
 
 
 @router.post("/hand/lower")
-async def lower_hand(request: Request, attendee: AttendeeDep, session: SessionDep) -> Response:
-    return _set_hand(request, attendee, session, raised=False)
+def lower_hand(
+    request: Request, attendee: AttendeeDep, session: SessionDep, events: EventsDep
+) -> Response:
+    return _set_hand(request, session.merge(attendee), session, events, raised=False)
 
 
-def _set_hand(request: Request, attendee: Attendee, session: Session, raised: bool) -> Response:
-    hands.change_hand(session, request.app.state.events, attendee, raised)
+def _set_hand(
+    request: Request, attendee: Attendee, session: Session, events: EventHub, raised: bool
+) -> Response:
+    hands.change_hand(session, events, attendee, raised)
     if is_htmx(request):
         return render(request, "_partials/hand_button.html", {"attendee": attendee})
     return RedirectResponse(_same_site_referer(request) or "/lessons", status_code=303)

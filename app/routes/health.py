@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.deps import ServicesDep
 from app.health import collect_health
 
 router = APIRouter()
 
 
 @router.get("/healthz", tags=["operator"])
-async def healthz(request: Request) -> JSONResponse:
-    report = await collect_health(request.app)
+async def healthz(services: ServicesDep) -> JSONResponse:
+    report = await collect_health(services)
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

@@ -6,33 +6,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Form, HTTPException, Query, Request, WebSocket
+from fastapi import APIRouter, Form, HTTPException, Query, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.attendees import RateLimiter
-from app.deps import InstructorDep, SessionDep, SettingsDep, WorkshopDep
+from app.attendees import find_attendee
+from app.db import Database
+from app.deps import (
+    BroadcastsDep,
+    DatabaseDep,
+    EventsDep,
+    InstructorDep,
+    LimitersDep,
+    SandboxesDep,
+    ServicesDep,
+    SessionDep,
+    SettingsDep,
+    WorkshopDep,
+)
 from app.instructor import actions, auth, hands, locks
-from app.instructor.broadcasts import BroadcastBoard, EmptyBroadcast, latest_broadcast
+from app.instructor.broadcasts import EmptyBroadcast
 from app.instructor.dashboard import load_dashboard, load_rows
 from app.instructor.export import as_csv, class_json, export_rows
-from app.instructor.live import DashboardFeed
+from app.lessons.schema import Workshop
 from app.models import Attendee
-from app.routes import hand
-from app.templating import is_htmx, render, templates
-from app.websockets import FORBIDDEN, UNAUTHORIZED, origin_allowed
+from app.routes.ws_auth import admit_instructor
+from app.templating import is_htmx, render
 
 router = APIRouter()
-
-
-def install(app: FastAPI) -> None:
-    """The routers and what they keep between requests."""
-    app.state.broadcasts = BroadcastBoard()
-    app.state.dashboard_feed = DashboardFeed(app)
-    app.state.instructor_login_limiter = RateLimiter(limit=10, window=60)
-    templates.env.globals["latest_broadcast"] = latest_broadcast
-    app.include_router(router)
-    app.include_router(hand.router)
 
 
 def _done(request: Request, message: str, kind: str = "ok", status: int = 200) -> Response:
@@ -47,11 +48,15 @@ def _done(request: Request, message: str, kind: str = "ok", status: int = 200) -
     return RedirectResponse("/instructor", status_code=303)
 
 
-def _attendee(session: Session, workshop: WorkshopDep, attendee_id: int) -> Attendee:
-    attendee = session.get(Attendee, attendee_id)
+def _attendee(session: Session, workshop: Workshop, attendee_id: int) -> Attendee:
+    attendee = find_attendee(session, attendee_id)
     if attendee is None or attendee.workshop != workshop.slug:
         raise HTTPException(404, "There is no such attendee in this workshop.")
     return attendee
+
+
+async def _attendee_async(database: Database, workshop: Workshop, attendee_id: int) -> Attendee:
+    return await database.run(lambda session: _attendee(session, workshop, attendee_id))
 
 
 # -- sign-in -----------------------------------------------------------------------------------
@@ -61,7 +66,12 @@ def _attendee(session: Session, workshop: WorkshopDep, attendee_id: int) -> Atte
 # from SQLite never holds up the event loop (and the dashboards' websockets with it).
 @router.get("/instructor", response_class=HTMLResponse)
 def dashboard(
-    request: Request, settings: SettingsDep, workshop: WorkshopDep, session: SessionDep
+    request: Request,
+    settings: SettingsDep,
+    workshop: WorkshopDep,
+    session: SessionDep,
+    sandboxes: SandboxesDep,
+    broadcasts: BroadcastsDep,
 ) -> Response:
     found = auth.verdict(settings, request.headers, request.cookies)
     if found is not auth.Verdict.SIGNED_IN:
@@ -76,18 +86,21 @@ def dashboard(
         "dashboard": view,
         "columns": view.columns,
         "now": datetime.now(UTC),
-        "broadcasts": request.app.state.broadcasts.recent(),
-        "warm_pool_size": actions.warm_pool_size(request),
+        "broadcasts": broadcasts.recent(),
+        "warm_pool_size": sandboxes.pool.size,
     }
     return render(request, "instructor/dashboard.html", context, block="grid")
 
 
 @router.post("/instructor/login")
 async def login(
-    request: Request, settings: SettingsDep, token: Annotated[str, Form(max_length=500)] = ""
+    request: Request,
+    settings: SettingsDep,
+    limiters: LimitersDep,
+    token: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     address = request.client.host if request.client else "unknown"
-    if not request.app.state.instructor_login_limiter.allow(address):
+    if not limiters.wrong_tokens.allow(address):
         context = {"login_error": "Too many attempts from your address; wait a minute."}
         return render(request, "instructor/login.html", context, status_code=429)
     if not token or not auth.token_matches(settings, token.strip()):
@@ -150,39 +163,58 @@ def terminal_viewer(
 
 @router.post("/instructor/attendees/{attendee_id}/reset")
 async def reset_sandbox(
-    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+    attendee_id: int,
+    request: Request,
+    _: InstructorDep,
+    workshop: WorkshopDep,
+    database: DatabaseDep,
+    sandboxes: SandboxesDep,
 ) -> Response:
-    attendee = _attendee(session, workshop, attendee_id)
-    await actions.sandbox_control(request).reset(attendee_id)
+    attendee = await _attendee_async(database, workshop, attendee_id)
+    await sandboxes.reset(attendee_id)
     return _done(request, f"Resetting the sandbox of {attendee.name}.")
 
 
 @router.post("/instructor/attendees/{attendee_id}/stop")
 async def stop_sandbox(
-    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+    attendee_id: int,
+    request: Request,
+    _: InstructorDep,
+    workshop: WorkshopDep,
+    database: DatabaseDep,
+    sandboxes: SandboxesDep,
 ) -> Response:
-    attendee = _attendee(session, workshop, attendee_id)
-    await actions.sandbox_control(request).stop(attendee_id)
+    attendee = await _attendee_async(database, workshop, attendee_id)
+    await sandboxes.stop(attendee_id)
     return _done(
         request, f"Stopped the sandbox of {attendee.name}; it starts again when they use it."
     )
 
 
 @router.post("/instructor/attendees/{attendee_id}/hand/clear")
-async def clear_hand(
-    attendee_id: int, request: Request, _: InstructorDep, workshop: WorkshopDep, session: SessionDep
+def clear_hand(
+    attendee_id: int,
+    request: Request,
+    _: InstructorDep,
+    workshop: WorkshopDep,
+    session: SessionDep,
+    events: EventsDep,
 ) -> Response:
-    attendee = _attendee(session, workshop, attendee_id)
-    hands.change_hand(session, request.app.state.events, attendee, raised=False)
+    attendee = session.merge(_attendee(session, workshop, attendee_id))
+    hands.change_hand(session, events, attendee, raised=False)
     return _done(request, f"Cleared the hand of {attendee.name}.")
 
 
 @router.post("/instructor/broadcast")
 async def broadcast(
-    request: Request, _: InstructorDep, message: Annotated[str, Form(max_length=2000)] = ""
+    request: Request,
+    _: InstructorDep,
+    broadcasts: BroadcastsDep,
+    events: EventsDep,
+    message: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     try:
-        sent = request.app.state.broadcasts.send(request.app.state.events, message)
+        sent = broadcasts.send(events, message)
     except EmptyBroadcast as empty:
         return _done(request, str(empty), kind="error", status=422)
     return _done(request, f"Sent to every attendee page: {sent.text}")
@@ -190,22 +222,25 @@ async def broadcast(
 
 @router.post("/instructor/warm-pool")
 async def set_warm_pool(
-    request: Request, _: InstructorDep, size: Annotated[int, Form(ge=0, le=200)]
+    request: Request,
+    _: InstructorDep,
+    sandboxes: SandboxesDep,
+    size: Annotated[int, Form(ge=0, le=200)],
 ) -> Response:
-    actions.sandbox_control(request).set_warm_pool_size(size)
+    sandboxes.set_warm_pool_size(size)
     return _done(request, f"The warm pool now keeps {size} sandbox(es) ready.")
 
 
 @router.post("/instructor/lessons/{slug}/{change}")
-async def lock_lesson(
+def lock_lesson(
     slug: str,
     change: Literal["lock", "unlock"],
     request: Request,
     _: InstructorDep,
     workshop: WorkshopDep,
     session: SessionDep,
+    events: EventsDep,
 ) -> Response:
-    events = request.app.state.events
     try:
         title = locks.change_lock(session, events, workshop, slug, locked=change == "lock")
     except locks.UnknownLesson as unknown:
@@ -214,7 +249,14 @@ async def lock_lesson(
 
 
 @router.post("/instructor/end")
-async def end(request: Request, _: InstructorDep, confirm: Annotated[str, Form()] = "") -> Response:
+async def end(
+    request: Request,
+    _: InstructorDep,
+    sandboxes: SandboxesDep,
+    events: EventsDep,
+    broadcasts: BroadcastsDep,
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
     if confirm != "end":
         return _done(
             request,
@@ -222,10 +264,7 @@ async def end(request: Request, _: InstructorDep, confirm: Annotated[str, Form()
             kind="error",
             status=422,
         )
-    state = request.app.state
-    removed = await actions.end_workshop(
-        actions.sandbox_control(request), state.events, state.broadcasts
-    )
+    removed = await actions.end_workshop(sandboxes, events, broadcasts)
     return _done(request, f"The workshop has ended: {removed} sandbox(es) removed, progress kept.")
 
 
@@ -233,18 +272,6 @@ async def end(request: Request, _: InstructorDep, confirm: Annotated[str, Form()
 
 
 @router.websocket("/ws/instructor")
-async def live_updates(websocket: WebSocket) -> None:
-    state = websocket.app.state
-    # Accept first, check next: a refusal then reaches the page as a close code it can act on
-    # (4401: sign in again), as on the terminal's sockets. Nothing is sent before the checks.
-    await websocket.accept()
-    if not origin_allowed(websocket, state.settings.public_url):
-        await websocket.close(code=FORBIDDEN, reason="foreign origin")
-        return
-    found = auth.verdict(state.settings, websocket.headers, websocket.cookies)
-    if found is not auth.Verdict.SIGNED_IN:
-        code = UNAUTHORIZED if found is auth.Verdict.MISSING else FORBIDDEN
-        await websocket.close(code=code, reason="instructor sign-in needed")
-        return
-    feed: DashboardFeed = state.dashboard_feed
-    await feed.serve(websocket)
+async def live_updates(websocket: WebSocket, services: ServicesDep) -> None:
+    if await admit_instructor(websocket, services.settings):
+        await services.dashboard_feed.serve(websocket)

@@ -6,21 +6,25 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import select
 
 from app import attendees
-from app.deps import AttendeeDep, SessionDep, WorkshopDep
+from app.deps import AttendeeDep, EventsDep, SandboxesDep, SessionDep, WorkshopDep
 from app.instructor import live, locks
 from app.lessons.render import pygments_css, render_lesson
-from app.models import Sandbox
 from app.progress import task_statuses
+from app.sandboxes.service import SandboxView
 from app.templating import render
 
 router = APIRouter()
+NO_SANDBOX = "none"  # /api/me before anything asked for a sandbox
+
+
+# Plain ``def`` routes: FastAPI runs them in a thread, so their database work never holds up the
+# event loop, and their session lives only as long as the route (no await in between).
 
 
 @router.get("/lessons", response_class=HTMLResponse)
-async def lesson_list(
+def lesson_list(
     request: Request, workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep
 ) -> HTMLResponse:
     statuses = task_statuses(session, workshop, attendee.id or 0)
@@ -29,16 +33,22 @@ async def lesson_list(
 
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse)
-async def lesson_page(
-    slug: str, request: Request, workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep
+def lesson_page(
+    slug: str,
+    request: Request,
+    workshop: WorkshopDep,
+    attendee: AttendeeDep,
+    session: SessionDep,
+    events: EventsDep,
 ) -> HTMLResponse:
     lesson = workshop.lesson(slug)  # a slug never reaches the filesystem
     if lesson is None:
         raise HTTPException(404, "There is no lesson by that name. Pick one from the lesson list.")
     if locks.is_locked(session, workshop.slug, lesson.slug):
         return locks.locked_page(request, attendee, workshop, lesson.slug)
+    attendee = session.merge(attendee)  # authenticated in another session
     attendees.touch(session, attendee, lesson=lesson.slug)
-    live.announce_activity(request.app.state.events, attendee.id or 0, lesson.slug)
+    live.announce_activity(events, attendee.id or 0, lesson.slug)
     index = workshop.lessons.index(lesson)
     context = {
         "attendee": attendee,
@@ -69,25 +79,27 @@ async def api_workshop(workshop: WorkshopDep, attendee: AttendeeDep) -> dict[str
 
 
 @router.get("/api/me")
-async def api_me(
-    workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep
+def api_me(
+    workshop: WorkshopDep, attendee: AttendeeDep, session: SessionDep, sandboxes: SandboxesDep
 ) -> dict[str, Any]:
-    sandbox = session.exec(select(Sandbox).where(Sandbox.attendee_id == attendee.id)).first()
-    sandbox_view: dict[str, Any] = {"state": "queued"}
-    if sandbox is not None:
-        sandbox_view = {
-            "state": sandbox.state,
-            "name": sandbox.container_name,
-            "message": sandbox.message,
-        }
     return {
         "name": attendee.name,
         "workshop": workshop.slug,
         "current_lesson": attendee.current_lesson,
         "resume_url": f"/resume/{attendee.resume_key}",
-        "sandbox": sandbox_view,
+        "sandbox": sandbox_json(sandboxes.view(attendee.id or 0)),
         "tasks": task_statuses(session, workshop, attendee.id or 0),
     }
+
+
+def sandbox_json(view: SandboxView | None) -> dict[str, Any]:
+    """Only what is true: ``none`` until a sandbox was asked for, a position only when queued."""
+    if view is None:
+        return {"state": NO_SANDBOX, "message": "No sandbox has been asked for yet."}
+    found: dict[str, Any] = {"state": view.state, "name": view.name, "message": view.message}
+    if view.position is not None:
+        found["position"] = view.position
+    return found
 
 
 @router.get("/assets/pygments.css")

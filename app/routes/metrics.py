@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from app.deps import ServicesDep
 from app.metrics import collect
 
 router = APIRouter()
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["operator"])
-async def metrics(request: Request) -> PlainTextResponse:
-    text = await asyncio.to_thread(collect, request.app)
+def metrics(services: ServicesDep) -> PlainTextResponse:
+    text = collect(services)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

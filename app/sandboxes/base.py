@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # ``exec`` keeps this much of a command's output: the end, where the errors are.
 OUTPUT_LIMIT = 64 * 1024
@@ -147,6 +147,37 @@ class SandboxGone(SandboxError):
     """The sandbox does not exist or is not running."""
 
 
+class SandboxUnavailable(RuntimeError):
+    """No ready sandbox in time; ``str(error)`` is a sentence for the attendee."""
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    """What ``/healthz``, ``doctor`` and the dashboard say about a backend.
+
+    Each field is ``"ok"`` or a short reason; ``registry`` is ``"none"`` for a backend
+    without a workshop registry."""
+
+    engine: str
+    images: str = "ok"
+    registry: str = "none"
+
+    @property
+    def ok(self) -> bool:
+        return self.engine == "ok" and self.images == "ok" and self.registry in ("ok", "none")
+
+
+@dataclass
+class Connection:
+    """What a backend package's ``connect(settings, workshop)`` returns: the backend, the work
+    that runs beside it while the portal serves (e.g. keeping a registry up), and how to close
+    it all. The service runs ``background`` as tasks and awaits ``close`` on shutdown."""
+
+    backend: SandboxBackend
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    close: Callable[[], Awaitable[None]] | None = None
+
+
 @runtime_checkable
 class SandboxBackend(Protocol):
     """Override all of these. Idempotent where it says so; raise ``SandboxError`` otherwise.
@@ -201,4 +232,9 @@ class SandboxBackend(Protocol):
 
     async def stats(self, name: str) -> SandboxStats:
         """Memory, CPU and process counts now. Raises ``SandboxGone``."""
+        ...
+
+    async def health(self) -> BackendHealth:
+        """Whether the engine answers, the sandbox image is there and the registry serves.
+        Answers within a few seconds and never raises: a failure is a reason in a field."""
         ...

@@ -18,12 +18,12 @@ from sqlmodel import Session, select
 
 from app import db
 from app.config import Settings
-from app.engine import EngineUnavailable, docker_client
 from app.events import EventHub
 from app.models import Attendee, Sandbox, utcnow
 from app.sandboxes import naming
 from app.sandboxes.base import SandboxError, SandboxInfo, SandboxStats
-from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.engine import EngineUnavailable, docker_client
 from app.sandboxes.service import SandboxService, ServiceConfig
 
 console = Console()

@@ -20,9 +20,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from app.config import Settings
+from app.lessons.schema import Workshop
 from app.sandboxes import naming
 from app.sandboxes.base import (
     OUTPUT_LIMIT,
+    BackendHealth,
+    Connection,
     ExecResult,
     ExecStreamBase,
     SandboxError,
@@ -211,6 +215,9 @@ class FakeBackend:
         self.calls.append(("list", ""))
         return [sandbox.info() for sandbox in self.sandboxes.values()]
 
+    async def health(self) -> BackendHealth:
+        return BackendHealth(engine="ok")
+
     async def stats(self, name: str) -> SandboxStats:
         self.calls.append(("stats", name))
         self._require_running(name)
@@ -231,3 +238,9 @@ class FakeBackend:
     def _require_running(self, name: str) -> None:
         if not self.is_running(name):
             raise SandboxGone(f"Sandbox {name} does not run.")
+
+
+async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
+    """The ``fake`` backend by name (``LABDECK_SANDBOX_BACKEND=fake``): sandboxes that are
+    ready at once and answer every command with success. No engine, no isolation: demos only."""
+    return Connection(backend=FakeBackend())

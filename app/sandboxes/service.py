@@ -3,7 +3,7 @@
 Routes, the terminal and the checks use ``app.state.sandboxes``; the parts live in their own
 modules: ``admission`` (the creation queue), ``pool`` (the warm pool), ``lifecycle`` (rows,
 states, idle stop and max age) and ``reconcile`` (start-up). The end of this module connects it
-to the Docker engine: runtime profile, sandbox network and workshop registry.
+to the backend named in the settings (``backends``); nothing here knows Docker.
 """
 
 from __future__ import annotations
@@ -16,30 +16,24 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from docker.errors import DockerException
-from fastapi import FastAPI
-from sqlalchemy import Engine
-
 from app.config import Settings
-from app.engine import docker_client
+from app.db import Database
 from app.events import EventHub
-from app.images.catalog import get_recipe
 from app.lessons.schema import Workshop
 from app.models import Sandbox, utcnow
+from app.sandboxes import backends
 from app.sandboxes.admission import Admission
 from app.sandboxes.base import (
-    ExecResult,
-    ExecStream,
+    BackendHealth,
+    Connection,
     Limits,
     SandboxBackend,
     SandboxError,
-    SandboxInfo,
     SandboxSpec,
     SandboxState,
-    SandboxStats,
-    Tty,
+    SandboxUnavailable,
 )
-from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.disconnected import Disconnected
 from app.sandboxes.lifecycle import (
     KeyedLocks,
     Lifecycle,
@@ -48,11 +42,8 @@ from app.sandboxes.lifecycle import (
     default_message,
 )
 from app.sandboxes.naming import sandbox_name
-from app.sandboxes.network import ensure_network, teardown_network
 from app.sandboxes.pool import WarmPool
 from app.sandboxes.reconcile import ORPHAN_GRACE_SECONDS, ReconcileReport, reconcile
-from app.sandboxes.registry import RegistryError, WorkshopRegistry, remove_registry
-from app.sandboxes.runtime import detect_runtime
 
 log = logging.getLogger("labdeck.sandboxes")
 
@@ -67,11 +58,6 @@ ENGINE_TROUBLE_MESSAGE = (
 ALIVE = (SandboxState.READY, SandboxState.STARTING)
 # After a failed connection to the engine, wait this long, then a bit longer each time.
 RECONNECT_SECONDS = (2.0, 5.0, 10.0, 30.0, 60.0)
-REGISTRY_CHECK_SECONDS = 60.0
-
-
-class SandboxUnavailable(RuntimeError):
-    """No ready sandbox in time; ``str(error)`` is a sentence for the attendee."""
 
 
 @dataclass(frozen=True)
@@ -153,13 +139,13 @@ class SandboxService:
 
     def __init__(
         self,
-        db_engine: Engine,
+        database: Database,
         events: EventHub,
         config: ServiceConfig,
         backend: SandboxBackend | None = None,
     ) -> None:
         self.config = config
-        self.records = SandboxRecords(db_engine, config.workshop)
+        self.records = SandboxRecords(database.engine, config.workshop)
         self.transitions = Transitions(self.records, events)
         placeholder = backend or Disconnected(ENGINE_WAIT_MESSAGE)
         self.lifecycle = Lifecycle(
@@ -174,7 +160,6 @@ class SandboxService:
         self.lifecycle.is_creating = self.admission.is_running
         self.pool = WarmPool(self.admission, self.lifecycle, self._new_spec, config.warm_pool_size)
         self.problem: str | None = None  # why sandboxes cannot be made right now, for /healthz
-        self.registry_problem: str | None = None
         self._connected = asyncio.Event()
         self._attendee_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -277,6 +262,14 @@ class SandboxService:
                 row.container_name, "Stopped by the instructor; it starts again when you use it."
             )
 
+    async def release(self, attendee_id: int) -> None:
+        """Remove the attendee's sandbox, if any, and forget it (a join that did not finish)."""
+        async with self._attendee_locks(attendee_id):
+            row = self.records.for_attendee(attendee_id)
+            if row is not None:
+                self.admission.cancel(row.container_name)
+                await self.lifecycle.remove(row.container_name)
+
     async def remove(self, name: str) -> None:
         self.admission.cancel(name)
         await self.lifecycle.remove(name)
@@ -315,14 +308,14 @@ class SandboxService:
         self._connected.set()
         return report
 
-    def connect_in_background(self, connect: Callable[[], Awaitable[SandboxBackend]]) -> None:
-        """Keep calling ``connect`` until it returns a backend, then ``start`` with it."""
+    def connect_in_background(self, connect: Callable[[], Awaitable[Connection]]) -> None:
+        """Keep calling ``connect`` until it returns a connection, then ``start`` with it."""
         self.run_in_background(self._connect(connect))
 
-    async def _connect(self, connect: Callable[[], Awaitable[SandboxBackend]]) -> None:
+    async def _connect(self, connect: Callable[[], Awaitable[Connection]]) -> None:
         for attempt in range(1_000_000):
             try:
-                backend = await connect()
+                connection = await connect()
             except Exception as error:  # any failure: say why, wait, try again
                 self.problem = str(error) or type(error).__name__
                 pause = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]
@@ -331,8 +324,18 @@ class SandboxService:
                 )
                 await asyncio.sleep(pause)
                 continue
-            await self.start(backend)
+            if connection.close is not None:
+                self.on_close(connection.close)
+            for work in connection.background:
+                self.run_in_background(work())
+            await self.start(connection.backend)
             return
+
+    async def health(self) -> BackendHealth:
+        """The backend's health; while it is not connected yet, why not."""
+        if not self.connected:
+            return BackendHealth(engine=f"unreachable: {self.problem or 'connecting'}")
+        return await self.backend.health()
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_close.append(callback)
@@ -450,165 +453,19 @@ async def _wait(event: asyncio.Event, deadline: float) -> bool:
 
 
 @asynccontextmanager
-async def sandboxes_lifespan(app: FastAPI) -> AsyncIterator[SandboxService]:
-    """Create ``app.state.sandboxes`` and connect it to the engine in the background.
-
-    ``app.state.sandbox_backend``, when set before start-up (tests: a FakeBackend), is used
-    instead of the Docker engine. The portal serves even while the engine is down."""
-    settings: Settings = app.state.settings
-    workshop: Workshop | None = app.state.workshop
-    config = ServiceConfig.from_settings(settings, workshop)
-    service = SandboxService(app.state.db_engine, app.state.events, config)
-    app.state.sandboxes = service
-    injected: SandboxBackend | None = getattr(app.state, "sandbox_backend", None)
-    if injected is not None:
-        await service.start(injected)
+async def running_sandboxes(
+    service: SandboxService,
+    settings: Settings,
+    workshop: Workshop | None,
+    backend: SandboxBackend | None = None,
+) -> AsyncIterator[SandboxService]:
+    """Start ``service`` on ``backend`` (tests inject a FakeBackend) or, without one, connect the
+    backend named in the settings in the background: the portal serves while the engine is down."""
+    if backend is not None:
+        await service.start(backend)
     else:
-        service.connect_in_background(lambda: connect_docker(service, settings, workshop))
+        service.connect_in_background(lambda: backends.connect(settings, workshop))
     try:
         yield service
     finally:
         await service.close()
-
-
-# -- the Docker engine ------------------------------------------------------------------------
-
-
-class Disconnected:
-    """The backend until the engine answers: every call fails with the sentence it was given."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def _fail(self) -> SandboxError:
-        return SandboxError(self.message)
-
-    async def create(self, spec: SandboxSpec) -> AsyncIterator[SandboxState]:
-        raise self._fail()
-        yield SandboxState.CREATING  # pragma: no cover - makes this an async generator
-
-    async def start(self, name: str) -> AsyncIterator[SandboxState]:
-        raise self._fail()
-        yield SandboxState.STARTING  # pragma: no cover
-
-    async def stop(self, name: str, timeout: float = 10) -> None:
-        raise self._fail()
-
-    async def remove(self, name: str) -> None:
-        raise self._fail()
-
-    async def status(self, name: str) -> SandboxInfo:
-        raise self._fail()
-
-    async def exec(
-        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
-    ) -> ExecResult:
-        raise self._fail()
-
-    def exec_stream(
-        self, name: str, command: str, *, user: str = "learner", timeout: float = 15
-    ) -> ExecStream:
-        raise self._fail()
-
-    async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:
-        raise self._fail()
-
-    async def list(self) -> list[SandboxInfo]:
-        raise self._fail()
-
-    async def stats(self, name: str) -> SandboxStats:
-        raise self._fail()
-
-
-def workshop_images(workshop: Workshop | None) -> list[tuple[str, str]]:
-    """``(local tag, name attendees pull)`` for each image the workshop lists."""
-    images = []
-    for ref in workshop.meta.images if workshop else []:
-        try:
-            local_tag = get_recipe(ref.recipe).tag
-        except ValueError:
-            local_tag = f"labdeck/workshop/{ref.name}"
-        images.append((local_tag, ref.name))
-    return images
-
-
-def prepare_docker(
-    settings: Settings, extra_labels: Mapping[str, str] | None = None
-) -> tuple[DockerBackend, WorkshopRegistry]:
-    """Runtime profile, sandbox network and the registry's place: what a DockerBackend needs.
-    Blocks; raises (EngineUnavailable, RuntimeUnavailable, FirewallError...) with a sentence."""
-    client = docker_client()
-    profile = detect_runtime(
-        client, settings.sandbox_image, settings.data_dir, settings.sandbox_runtime
-    )
-    network = ensure_network(
-        client,
-        settings.instance,
-        registry_port=settings.registry_port,
-        egress=settings.sandbox_egress,
-        guard_image=settings.sandbox_image,
-        extra_labels=extra_labels,
-    )
-    registry = WorkshopRegistry(
-        client,
-        settings.instance,
-        network,
-        settings.registry_port,
-        settings.registry_proxy_remoteurl,
-        extra_labels=extra_labels,
-    )
-    config = DockerBackendConfig.from_settings(
-        settings,
-        runtime=profile,
-        registry_mirror=registry.mirror_url(),
-        network=network.name,
-        extra_labels=extra_labels,
-    )
-    return DockerBackend(config), registry
-
-
-def remove_docker_setup(settings: Settings, extra_labels: Mapping[str, str] | None = None) -> None:
-    """Undo ``prepare_docker`` for a throw-away instance (benchmarks, tests): its registry with
-    its data, and its network. Missing ones count as removed. Blocks."""
-    client = docker_client()
-    try:
-        remove_registry(client, settings.instance, data=True)
-        teardown_network(
-            client, settings.instance, guard_image=settings.sandbox_image, extra_labels=extra_labels
-        )
-    finally:
-        client.close()
-
-
-async def connect_docker(
-    service: SandboxService,
-    settings: Settings,
-    workshop: Workshop | None,
-    extra_labels: Mapping[str, str] | None = None,
-) -> DockerBackend:
-    """A DockerBackend for ``service``; the registry is started and seeded alongside."""
-    backend, registry = await asyncio.to_thread(prepare_docker, settings, extra_labels)
-    service.on_close(backend.aclose)
-    service.run_in_background(keep_registry(service, registry, workshop_images(workshop)))
-    return backend
-
-
-async def keep_registry(
-    service: SandboxService, registry: WorkshopRegistry, images: list[tuple[str, str]]
-) -> None:
-    """Start and seed the workshop registry, then check it every minute and restart it when
-    it stops answering. Sandboxes work meanwhile; only their pulls wait for it."""
-    seeded = False
-    while True:
-        try:
-            if not seeded or not await asyncio.to_thread(registry.healthy):
-                await asyncio.to_thread(registry.ensure_running)
-            if not seeded:
-                results = await asyncio.to_thread(registry.seed, images)
-                log.info("workshop registry seeded: %s", [r.reference for r in results])
-                seeded = True
-            service.registry_problem = None
-        except (RegistryError, DockerException, OSError) as error:
-            service.registry_problem = str(error)
-            log.warning("workshop registry: %s", error)
-        await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded else 15)

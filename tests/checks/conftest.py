@@ -28,7 +28,7 @@ from app.lessons.loader import load_workshop
 from app.lessons.schema import Workshop
 from app.models import Attendee
 from app.sandboxes.base import ExecResult, SandboxError, SandboxGone
-from app.sandboxes.service import SandboxUnavailable
+from app.sandboxes.base import SandboxUnavailable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEMO_CONTENT = FIXTURES / "content"

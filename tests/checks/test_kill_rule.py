@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.sandboxes.docker_exec import GUARD
+from app.sandboxes.docker.exec import GUARD
 from tests.checks.conftest import converse
 
 

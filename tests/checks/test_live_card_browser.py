@@ -30,8 +30,8 @@ def demo_server(settings: Settings, backend: ShellBackend) -> Iterator[LiveServe
     """The portal on the demo workshop; its checks run in local folders, slowly on purpose."""
     app = portal(settings.model_copy(update={"content_dir": DEMO_CONTENT}))
     with LiveServer(app) as server:
-        app.state.checks = CheckService(
-            FakeSandboxes(backend), app.state.events, app.state.db_engine
+        app.state.services.checks = CheckService(
+            FakeSandboxes(backend), app.state.services.events, app.state.services.db.engine
         )
         yield server
 

@@ -10,8 +10,8 @@ import docker
 import pytest
 from docker.errors import APIError, DockerException, NotFound
 
-from app.images.builder import BuildResult, build_all
-from app.images.mode import Mode, detect_mode
+from app.sandboxes.docker.images.builder import BuildResult, build_all
+from app.sandboxes.docker.images.mode import Mode, detect_mode
 
 RUN_ID = uuid.uuid4().hex[:12]
 # Every object these tests create carries both; the run label keeps other sessions' sweeps

@@ -11,7 +11,7 @@ import docker
 import httpx
 import pytest
 
-from app.images.builder import (
+from app.sandboxes.docker.images.builder import (
     LABEL_BUILD_STAGE,
     LABEL_BUILT_LOCALLY,
     LABEL_HASH,
@@ -23,8 +23,8 @@ from app.images.builder import (
     build_recipe,
     image_status,
 )
-from app.images.catalog import RECIPES, Recipe, get_recipe
-from app.images.mode import Mode
+from app.sandboxes.docker.images.catalog import RECIPES, Recipe, get_recipe
+from app.sandboxes.docker.images.mode import Mode
 
 from .conftest import RUN_ID, TEST_LABELS, assert_nothing_left, remove_container, run_container
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.images import rootfs
-from app.images.catalog import RECIPES, get_recipe
-from app.images.context import assemble_context, content_hash, find_extra_ca_files, recipe_files
-from app.images.mode import resolve_mode
+from app.sandboxes.docker.images import rootfs
+from app.sandboxes.docker.images.catalog import RECIPES, get_recipe
+from app.sandboxes.docker.images.context import assemble_context, content_hash, find_extra_ca_files, recipe_files
+from app.sandboxes.docker.images.mode import resolve_mode
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import docker
 import pytest
 
-from app.images.catalog import get_recipe
+from app.sandboxes.docker.images.catalog import get_recipe
 
 from .conftest import run_container
 

@@ -46,13 +46,13 @@ async def started_sandboxes(app: Any) -> SandboxService:
     if service is None:
         config = ServiceConfig.from_settings(
             app.state.settings,
-            app.state.workshop,
+            app.state.services.workshop,
             warm_pool_size=0,
             labels={"io.labdeck.test": "1"},
         )
-        service = SandboxService(app.state.db_engine, app.state.events, config)
+        service = SandboxService(app.state.services.db.engine, app.state.services.events, config)
         await service.start(app.state.sandbox_backend)
-        app.state.sandboxes = service
+        app.state.services.sandboxes = service
     assert isinstance(service, SandboxService)
     return service
 
@@ -64,8 +64,8 @@ async def checked(app: Any, attendee_id: int, task_id: str) -> bool:
     checks = getattr(app.state, "checks", None)
     if checks is None:
         service = await started_sandboxes(app)
-        checks = app.state.checks = CheckService(service, app.state.events, app.state.db_engine)
-    found = app.state.workshop.task(task_id)
+        checks = app.state.services.checks = CheckService(service, app.state.services.events, app.state.services.db.engine)
+    found = app.state.services.workshop.task(task_id)
     assert found is not None
     run = await checks.check(attendee_id, *found)
     return bool(run.passed)
@@ -160,7 +160,7 @@ def join(client: Client, name: str) -> int:
     response = client.post("/join", data={"name": name}, follow_redirects=False)
     assert response.status_code == 303, response.text
     app: Any = client.app
-    found = app.state.cookies.load(client.cookies.get("labdeck_session"))
+    found = app.state.services.cookies.load(client.cookies.get("labdeck_session"))
     assert found is not None
     return int(found[0])
 
@@ -176,7 +176,7 @@ def record(
     solution_shown: bool = False,
 ) -> None:
     """A progress row as the checks leave it; ``passed_after`` counts from joining."""
-    with Session(app.state.db_engine) as session:
+    with Session(app.state.services.db.engine) as session:
         attendee = session.get(Attendee, attendee_id)
         assert attendee is not None
         joined: datetime = attendee.joined_at
@@ -194,7 +194,7 @@ def record(
 
 
 def attendee_named(app: FastAPI, name: str) -> Attendee:
-    with Session(app.state.db_engine) as session:
+    with Session(app.state.services.db.engine) as session:
         return session.exec(select(Attendee).where(Attendee.name == name)).one()
 
 

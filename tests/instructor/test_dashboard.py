@@ -15,14 +15,14 @@ from tests.instructor.support import Person, attendee_named, join, record
 
 
 def dashboard_of(app: FastAPI):  # type: ignore[no-untyped-def]
-    with Session(app.state.db_engine) as session:
-        return load_dashboard(session, app.state.workshop)
+    with Session(app.state.services.db.engine) as session:
+        return load_dashboard(session, app.state.services.workshop)
 
 
 def test_columns_follow_lesson_order_with_short_labels(
     tiny_app: FastAPI, instructor: Person
 ) -> None:
-    columns = task_columns(tiny_app.state.workshop)
+    columns = task_columns(tiny_app.state.services.workshop)
     assert [(c.id, c.label, c.lesson_slug) for c in columns] == [
         ("one", "1.1", "lesson-1"),
         ("two", "1.2", "lesson-1"),
@@ -75,7 +75,7 @@ def test_hands_show_current_task_and_last_failed_check(
     ada, bob = join(instructor, "Ada"), join(instructor, "Bob")
     record(tiny_app, ada, "one", attempts=1, passed_after=timedelta(minutes=1))
     record(tiny_app, ada, "two", attempts=2, failed_check="The file exists")
-    with Session(tiny_app.state.db_engine) as session:
+    with Session(tiny_app.state.services.db.engine) as session:
         for attendee_id in (bob, ada):  # Bob first: he waited longest
             attendee = session.get(Attendee, attendee_id)
             assert attendee is not None
@@ -92,7 +92,7 @@ def test_rows_carry_sandbox_state_and_other_workshops_stay_out(
     tiny_app: FastAPI, instructor: Person
 ) -> None:
     ada = join(instructor, "Ada")
-    with Session(tiny_app.state.db_engine) as session:
+    with Session(tiny_app.state.services.db.engine) as session:
         session.add(Sandbox(workshop="tiny", attendee_id=ada, container_name="old", state="failed"))
         session.add(Sandbox(workshop="tiny", attendee_id=ada, container_name="new", state="ready"))
         session.add(Attendee(workshop="other", name="Stranger", resume_key="k" * 20))

@@ -16,7 +16,7 @@ def seed(app: FastAPI, client: Person) -> str:
     record(app, ada, "one", attempts=2, passed_after=timedelta(minutes=3), solution_shown=True)
     record(app, ada, "two", attempts=1, failed_check="It is done")
     record(app, bob, "three", attempts=0, solution_shown=True)
-    with Session(app.state.db_engine) as session:
+    with Session(app.state.services.db.engine) as session:
         attendee = session.get(Attendee, ada)
         assert attendee is not None
         return (attendee.joined_at + timedelta(minutes=3)).isoformat()

@@ -68,7 +68,7 @@ def test_dropped_events_make_the_dashboard_resync(tiny_app: FastAPI, instructor:
     with instructor.websocket_connect("/ws/instructor") as ws:
         assert instructor.portal is not None
         instructor.portal.call(
-            tiny_app.state.events.publish, INSTRUCTOR_TOPIC, {"type": "task", "lagged": True}
+            tiny_app.state.services.events.publish, INSTRUCTOR_TOPIC, {"type": "task", "lagged": True}
         )
         assert json.loads(ws.receive_text()) == {"type": "resync"}
 
@@ -76,14 +76,14 @@ def test_dropped_events_make_the_dashboard_resync(tiny_app: FastAPI, instructor:
 def test_the_feed_runs_only_while_a_dashboard_is_open(
     tiny_app: FastAPI, instructor: Person
 ) -> None:
-    events = tiny_app.state.events
+    events = tiny_app.state.services.events
     assert events.subscriber_count(INSTRUCTOR_TOPIC) == 0
     with (
         instructor.websocket_connect("/ws/instructor"),
         instructor.websocket_connect("/ws/instructor"),
     ):
         assert events.subscriber_count(INSTRUCTOR_TOPIC) == 1  # one renderer for all dashboards
-        assert tiny_app.state.dashboard_feed.dashboards == 2
+        assert tiny_app.state.services.dashboard_feed.dashboards == 2
     deadline = time.monotonic() + 2
     while events.subscriber_count(INSTRUCTOR_TOPIC) and time.monotonic() < deadline:
         time.sleep(0.01)

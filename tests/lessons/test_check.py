@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from app.lessons.check import check_workshop
+from app.lessons.validate import check_workshop
 from app.lessons.loader import find_workshops
 
 FIXTURES = Path(__file__).parent / "fixtures"

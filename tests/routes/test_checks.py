@@ -45,9 +45,9 @@ def backend(tmp_path: Path) -> ShellBackend:
 def demo(demo_app: FastAPI, backend: ShellBackend) -> Iterator[TestClient]:
     with TestClient(demo_app) as client:
         sandboxes = FakeSandboxes(backend)
-        # The lifespan closes whatever service app.state.checks holds when it ends.
-        demo_app.state.checks = CheckService(
-            sandboxes, demo_app.state.events, demo_app.state.db_engine
+        # The lifespan closes whatever service app.state.services.checks holds when it ends.
+        demo_app.state.services.checks = CheckService(
+            sandboxes, demo_app.state.services.events, demo_app.state.services.db.engine
         )
         yield client
 
@@ -68,7 +68,7 @@ def attendee_home(client: TestClient, backend: ShellBackend) -> Path:
 
 def me(client: TestClient) -> int:
     app: FastAPI = client.app  # type: ignore[assignment]
-    cookies = app.state.cookies
+    cookies = app.state.services.cookies
     found = cookies.load(client.cookies.get("labdeck_session"))
     assert found is not None
     return int(found[0])
@@ -121,8 +121,8 @@ def test_a_locked_lessons_tasks_are_not_checked(
     demo: TestClient, demo_app: FastAPI, backend: ShellBackend
 ) -> None:
     join(demo, "Ada")
-    workshop = demo_app.state.workshop
-    with Session(demo_app.state.db_engine) as session:
+    workshop = demo_app.state.services.workshop
+    with Session(demo_app.state.services.db.engine) as session:
         locks.set_locked(session, workshop, "basics", True)
     refused = demo.post("/api/tasks/make-file/check")
     assert refused.status_code == 403
@@ -131,7 +131,7 @@ def test_a_locked_lessons_tasks_are_not_checked(
         assert demo.post(path, headers=csrf(demo, **HTMX)).status_code == 403
     assert backend.commands == [], "nothing ran in the sandbox"
     assert demo.get("/api/me").json()["tasks"]["make-file"] == "not_tried"
-    with Session(demo_app.state.db_engine) as session:
+    with Session(demo_app.state.services.db.engine) as session:
         locks.set_locked(session, workshop, "basics", False)
     assert demo.post("/api/tasks/make-file/check").status_code == 200
 
@@ -168,7 +168,7 @@ def test_the_event_stream_shows_each_check_as_it_finishes(demo: TestClient) -> N
 def test_showing_the_solution_is_recorded(demo: TestClient, demo_app: FastAPI) -> None:
     join(demo, "Ada")
     assert demo.post("/tasks/make-file/solution-shown", headers=csrf(demo)).status_code == 204
-    with Session(demo_app.state.db_engine) as session:
+    with Session(demo_app.state.services.db.engine) as session:
         progress = store.progress_of(session, me(demo), "make-file")
     assert progress is not None and progress.solution_shown and progress.attempts == 0
 
@@ -177,7 +177,7 @@ def test_watch_mode_is_off_by_default_and_toggled_by_the_card(
     demo: TestClient, demo_app: FastAPI
 ) -> None:
     join(demo, "Ada")
-    watches = demo_app.state.checks.watches
+    watches = demo_app.state.services.checks.watches
     assert not watches.is_watching(me(demo), "make-file")
     assert (
         demo.post("/tasks/make-file/watch", data={"watch": "on"}, headers=csrf(demo)).status_code
@@ -209,7 +209,7 @@ def test_an_unavailable_sandbox_shows_a_notice_in_the_card(
     demo: TestClient, demo_app: FastAPI
 ) -> None:
     join(demo, "Ada")
-    demo_app.state.checks.sandboxes.unavailable = (
+    demo_app.state.services.checks.sandboxes.unavailable = (
         "Your sandbox is starting again; try in a few seconds."
     )
     card = demo.post("/tasks/make-file/check", headers=csrf(demo, **HTMX))

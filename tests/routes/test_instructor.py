@@ -217,7 +217,7 @@ def test_locked_lesson_answers_a_friendly_403_until_unlocked(
 
 
 def sandbox_state(app: FastAPI, attendee_id: int) -> str | None:
-    with Session(app.state.db_engine) as session:
+    with Session(app.state.services.db.engine) as session:
         query = select(Sandbox).where(Sandbox.attendee_id == attendee_id).order_by(col(Sandbox.id))
         rows = session.exec(query).all()
         return rows[-1].state if rows else None

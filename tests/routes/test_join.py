@@ -3,7 +3,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.attendees import COOKIE_NAME, WRONG_CODES_PER_ADDRESS_PER_MINUTE, RateLimiter
+from app.cookies import COOKIE_NAME
+from app.ratelimit import RateLimiter
+from app.services import WRONG_CODES_PER_ADDRESS_PER_MINUTE
 
 
 def join(client: TestClient, name: str) -> str:
@@ -80,7 +82,7 @@ def test_a_whole_class_may_join_from_one_address(client: TestClient) -> None:
 
 def test_a_flood_of_joins_from_one_address_is_cut_off(client: TestClient) -> None:
     app: FastAPI = client.app  # type: ignore[assignment]
-    app.state.join_limiter = RateLimiter(limit=5, window=60)  # the real limit is 200 a minute
+    app.state.limiters.joins.limit = 5  # the real limit is 200 a minute
     statuses = [
         client.post("/join", data={"name": f"n{i}"}, follow_redirects=False).status_code
         for i in range(7)
@@ -90,9 +92,9 @@ def test_a_flood_of_joins_from_one_address_is_cut_off(client: TestClient) -> Non
 
 def with_join_code(client: TestClient, code: str) -> None:
     app: FastAPI = client.app  # type: ignore[assignment]
-    workshop = app.state.workshop
+    workshop = app.state.services.workshop
     meta = workshop.meta.model_copy(update={"join_code": code})
-    app.state.workshop = workshop.model_copy(update={"meta": meta})
+    app.state.services.workshop = workshop.model_copy(update={"meta": meta})
 
 
 def test_a_wrong_join_code_is_refused_with_a_sentence(client: TestClient) -> None:

@@ -22,8 +22,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app import terminal
-from app.attendees import COOKIE_NAME
+from app.terminal import serve as terminal
+from app.cookies import COOKIE_NAME
 from app.config import Settings
 from app.main import create_app
 from app.sandboxes.base import SandboxBackend
@@ -74,7 +74,7 @@ class Portal(LiveServer):
         return response.cookies[COOKIE_NAME]
 
     def attendee_id(self, cookie: str) -> int:
-        found = self.app.state.cookies.load(cookie)
+        found = self.app.state.services.cookies.load(cookie)
         assert found is not None
         return int(found[0])
 
@@ -361,8 +361,8 @@ def _remove_sandboxes(backend: Any) -> None:
 
 @pytest.fixture(scope="module")
 def docker_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    from app.engine import EngineUnavailable, docker_client
-    from app.sandboxes import network
+    from app.sandboxes.docker.engine import EngineUnavailable, docker_client
+    from app.sandboxes.docker import network
     from app.sandboxes.service import prepare_docker
 
     try:

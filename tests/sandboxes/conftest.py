@@ -17,12 +17,12 @@ import docker
 import pytest
 
 from app.bench.cli import free_port
-from app.sandboxes import network
+from app.sandboxes.docker import network
 from app.sandboxes.base import Limits, SandboxSpec, SandboxState
-from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.network import NetworkInfo
-from app.sandboxes.registry import WorkshopRegistry
-from app.sandboxes.runtime import Profile, detect_runtime
+from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.network import NetworkInfo
+from app.sandboxes.docker.registry import WorkshopRegistry
+from app.sandboxes.docker.runtime import Profile, detect_runtime
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def instance_name(suffix: str) -> str:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
-    from app.engine import EngineUnavailable, docker_client
+    from app.sandboxes.docker.engine import EngineUnavailable, docker_client
 
     try:
         client = docker_client(timeout=120)

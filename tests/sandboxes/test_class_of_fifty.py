@@ -30,9 +30,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.attendees import COOKIE_NAME
+from app.cookies import COOKIE_NAME
 from app.sandboxes.naming import LABEL_INSTANCE
-from app.sandboxes.network import teardown_network
+from app.sandboxes.docker.network import teardown_network
 from tests.conftest import REPO
 from tests.sandboxes.conftest import free_port
 

@@ -19,10 +19,10 @@ from app.sandboxes.base import (
     SandboxSpec,
     SandboxState,
 )
-from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.docker_containers import limits_host_config, storage_supports_quota
-from app.sandboxes.docker_exec import READY_PROBE, OutputTail, guarded
-from app.sandboxes.docker_status import stats_from_cgroup, stats_from_docker
+from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.containers import limits_host_config, storage_supports_quota
+from app.sandboxes.docker.exec import READY_PROBE, OutputTail, guarded
+from app.sandboxes.docker.status import stats_from_cgroup, stats_from_docker
 from tests.sandboxes.conftest import SANDBOX_IMAGE, TEST_LABELS, Lab, run
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ import docker
 import pytest
 
 from app.sandboxes import naming, network
-from app.sandboxes.network import NetworkInfo
-from app.sandboxes.runtime import Profile
+from app.sandboxes.docker.network import NetworkInfo
+from app.sandboxes.docker.runtime import Profile
 from tests.sandboxes.conftest import SEED, TEST_LABELS, Lab, free_port, open_lab, run
 
 pytestmark = pytest.mark.anyio

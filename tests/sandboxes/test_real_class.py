@@ -18,11 +18,11 @@ from docker.errors import NotFound
 
 from app.bench.cli import free_port
 from app.config import Settings
-from app.engine import docker_client
+from app.sandboxes.docker.engine import docker_client
 from app.events import EventHub
-from app.sandboxes.docker_backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
 from app.sandboxes.naming import engine_volume_name
-from app.sandboxes.network import teardown_network
+from app.sandboxes.docker.network import teardown_network
 from app.sandboxes.service import SandboxService, ServiceConfig, prepare_docker
 from tests.conftest import REPO
 from tests.sandboxes.test_service import Harness, database

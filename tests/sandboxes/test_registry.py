@@ -7,8 +7,8 @@ import docker
 import httpx
 import pytest
 
-from app.sandboxes import network
-from app.sandboxes.registry import WorkshopRegistry, split_reference
+from app.sandboxes.docker import network
+from app.sandboxes.docker.registry import WorkshopRegistry, split_reference
 from tests.sandboxes.conftest import SEED, TEST_LABELS, Lab, free_port, instance_name
 
 HELLO = SEED[0]

@@ -16,11 +16,11 @@ import pytest
 from docker.errors import APIError, DockerException, NotFound
 from docker.utils.socket import consume_socket_output, frames_iter
 
-from app.images.builder import build_recipe
-from app.images.catalog import get_recipe
-from app.images.mode import detect_mode
-from app.sandboxes import runtime
-from app.sandboxes.runtime import (
+from app.sandboxes.docker.images.builder import build_recipe
+from app.sandboxes.docker.images.catalog import get_recipe
+from app.sandboxes.docker.images.mode import detect_mode
+from app.sandboxes.docker import runtime
+from app.sandboxes.docker.runtime import (
     PROFILE_FILE,
     create_host_config,
     detect_runtime,

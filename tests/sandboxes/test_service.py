@@ -331,9 +331,9 @@ def test_workshop_limits_override_the_settings(settings: Settings) -> None:
 def lifespan_app(settings: Settings, tmp_path: Path) -> FastAPI:
     app = FastAPI()
     app.state.settings = settings
-    app.state.workshop = None
-    app.state.events = EventHub()
-    app.state.db_engine = database(tmp_path)
+    app.state.services.workshop = None
+    app.state.services.events = EventHub()
+    app.state.services.db.engine = database(tmp_path)
     return app
 
 
@@ -343,8 +343,8 @@ async def test_lifespan_uses_an_injected_backend_and_leaves_sandboxes_running(
     app = lifespan_app(settings.model_copy(update={"warm_pool_size": 0}), tmp_path)
     app.state.sandbox_backend = backend = FakeBackend()
     async with sandboxes_lifespan(app) as service:
-        assert app.state.sandboxes is service and service.connected
-        with Session(app.state.db_engine) as session:
+        assert app.state.services.sandboxes is service and service.connected
+        with Session(app.state.services.db.engine) as session:
             person = Attendee(workshop="", name="x", resume_key="k")
             session.add(person)
             session.commit()

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.websockets import MESSAGE_TOO_BIG, POLICY_VIOLATION
+from app.routes.ws_auth import MESSAGE_TOO_BIG, POLICY_VIOLATION
 
 MAX_CLIENT_FRAME = 64 * 1024
 MAX_COLS = 1000

@@ -22,10 +22,11 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from app.sandboxes import naming
 from app.sandboxes.base import (
+    BackendHealth,
     ExecResult,
     SandboxError,
     SandboxGone,
@@ -34,12 +35,12 @@ from app.sandboxes.base import (
     SandboxState,
     SandboxStats,
 )
-from app.sandboxes.docker_containers import (
+from app.sandboxes.docker.containers import (
     DockerBackendConfig,
     SandboxContainers,
     default_client,
 )
-from app.sandboxes.docker_exec import (
+from app.sandboxes.docker.exec import (
     READY_PROBE,
     DockerExecStream,
     ExecJob,
@@ -47,14 +48,15 @@ from app.sandboxes.docker_exec import (
     home_of,
     run_job,
 )
-from app.sandboxes.docker_status import (
+from app.sandboxes.docker.registry import WorkshopRegistry
+from app.sandboxes.docker.status import (
     CGROUP_STATS,
     info_of,
     state_of,
     stats_from_cgroup,
     stats_from_docker,
 )
-from app.sandboxes.docker_stream import DockerTty, Hijacked
+from app.sandboxes.docker.stream import DockerTty, Hijacked
 from app.sandboxes.naming import Role
 
 __all__ = ["DockerBackend", "DockerBackendConfig"]
@@ -88,6 +90,10 @@ class DockerBackend:
         self._client_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="labdeck-docker")
         self.containers = SandboxContainers(config, self._api)
+        # Set by connect(): the workshop registry and why it last failed (None: it serves).
+        self.registry: WorkshopRegistry | None = None
+        self.registry_problem: str | None = None
+        self.sandbox_image: str | None = None  # the image health() looks for
 
     @property
     def api(self) -> docker.APIClient:
@@ -123,6 +129,28 @@ class DockerBackend:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    async def health(self) -> BackendHealth:
+        try:
+            engine, images = await asyncio.wait_for(self._call(self._engine_and_image), 3.0)
+        except (TimeoutError, DockerException, OSError) as error:
+            return BackendHealth(engine=f"unreachable: {type(error).__name__}", images="unknown")
+        if self.registry is None:
+            registry = "none"
+        else:
+            registry = f"failing: {self.registry_problem}" if self.registry_problem else "ok"
+        return BackendHealth(engine=engine, images=images, registry=registry)
+
+    def _engine_and_image(self) -> tuple[str, str]:
+        api = self._api()
+        api.ping()
+        if self.sandbox_image is None:
+            return "ok", "ok"
+        try:
+            api.inspect_image(self.sandbox_image)
+        except docker.errors.ImageNotFound:
+            return "ok", f"missing: {self.sandbox_image}"
+        return "ok", "ok"
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from app.images import rootfs
-from app.images.catalog import BASE_RECIPE, OFFLINE_BASE_TAG, RECIPES, Recipe, get_recipe
-from app.images.context import assemble_context, content_hash, find_extra_ca_files
-from app.images.mode import Mode, ModeSetting, detect_mode, resolve_mode
+from app.sandboxes.docker.images import rootfs
+from app.sandboxes.docker.images.catalog import BASE_RECIPE, OFFLINE_BASE_TAG, RECIPES, Recipe, get_recipe
+from app.sandboxes.docker.images.context import assemble_context, content_hash, find_extra_ca_files
+from app.sandboxes.docker.images.mode import Mode, ModeSetting, detect_mode, resolve_mode
 
 # (recipe name, one line of build output)
 ProgressCallback = Callable[[str, str], None]

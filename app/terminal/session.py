@@ -2,7 +2,7 @@
 leaves it again.
 
 Each connection runs ``labdeck-session attach COLS ROWS MODE`` (the session holder of the
-sandbox image, app/images/recipes/sandbox/labdeck_session.py) in a docker exec with a TTY. The
+sandbox image, app/sandboxes/docker/images/recipes/sandbox/labdeck_session.py) in a docker exec with a TTY. The
 holder owns the shell, so closing the tab, a network drop or a portal restart ends only that
 attach; the next one finds the same shell, with its recent output replayed, and two tabs are
 two attaches of one shell. ``read`` mode (the instructor watching) never types or resizes.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from app.terminal_frames import TerminalSize
+from app.terminal.frames import TerminalSize
 
 # The attach's first output names its TTY in an OSC sequence xterm.js ignores, so that the
 # portal can end exactly that attach when the page leaves: docker never ends an exec whose

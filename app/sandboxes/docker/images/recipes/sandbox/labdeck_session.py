@@ -11,7 +11,7 @@ of output and capped `cat` at about 16 MB/s in a one-CPU sandbox. The holder pas
 through, keeps the last RING_BYTES of output and replays them to each new connection, so the
 page's scrollback comes back after a reload. A connection that falls more than BACKLOG_BYTES
 behind skips to the newest lines: the shell never waits for a slow connection, and the
-holder's memory stays bounded. The portal's side is app/terminal_session.py; the protocol is
+holder's memory stays bounded. The portal's side is app/terminal/session.py; the protocol is
 in docs/terminal-protocol.md.
 """
 

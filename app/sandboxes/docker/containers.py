@@ -26,11 +26,11 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 from docker.types import LogConfig
 
-from app.engine import engine_address
 from app.sandboxes import naming
 from app.sandboxes.base import Limits, SandboxError, SandboxSpec
+from app.sandboxes.docker.engine import engine_address
+from app.sandboxes.docker.runtime import Profile, create_host_config
 from app.sandboxes.naming import Role
-from app.sandboxes.runtime import Profile, create_host_config
 
 if TYPE_CHECKING:
     from app.config import Settings

@@ -25,7 +25,7 @@ from app.sandboxes.base import (
     SandboxError,
     SandboxGone,
 )
-from app.sandboxes.docker_stream import Hijacked
+from app.sandboxes.docker.stream import Hijacked
 
 # Waits inside the sandbox until its engine answers `GET /info` (the request `docker info`
 # makes), without taking the CPU the engine needs to start: on a small host a class's sandboxes

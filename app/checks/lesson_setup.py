@@ -11,11 +11,9 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 from app.checks import store
 from app.checks.runner import Executor, trim_output
+from app.db import Database
 from app.lessons.schema import Lesson
 
 log = logging.getLogger("labdeck.checks")
@@ -23,8 +21,8 @@ SETUP_TIMEOUT_SECONDS = 120.0
 
 
 class LessonSetups:
-    def __init__(self, db_engine: Engine) -> None:
-        self._db_engine = db_engine
+    def __init__(self, database: Database) -> None:
+        self._db = database
         # One lock per attendee and lesson: the page load and a first click may race.
         self._locks: defaultdict[tuple[int, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -36,28 +34,23 @@ class LessonSetups:
         if not lesson.setup:
             return False
         async with self._locks[(attendee_id, lesson.slug)]:
-            if await asyncio.to_thread(self._done, attendee_id, lesson.slug, sandbox):
+            done = await self._db.run(
+                lambda session: store.setup_done(session, attendee_id, lesson.slug, sandbox)
+            )
+            if done:
                 return False
             result = await backend.exec(
                 sandbox, lesson.setup, user="learner", timeout=SETUP_TIMEOUT_SECONDS
             )
             output = trim_output(result.output)
             exit_code = -1 if result.timed_out else result.exit_code
-            await asyncio.to_thread(
-                self._record, attendee_id, lesson.slug, sandbox, exit_code, output
+            await self._db.run(
+                lambda session: store.record_setup(
+                    session, attendee_id, lesson.slug, sandbox, exit_code, output
+                )
             )
         if exit_code != 0:
             log.warning(
                 "setup of lesson %s failed for attendee %s: %s", lesson.slug, attendee_id, output
             )
         return True
-
-    def _done(self, attendee_id: int, lesson: str, sandbox: str) -> bool:
-        with Session(self._db_engine) as session:
-            return store.setup_done(session, attendee_id, lesson, sandbox)
-
-    def _record(
-        self, attendee_id: int, lesson: str, sandbox: str, exit_code: int, output: str
-    ) -> None:
-        with Session(self._db_engine) as session:
-            store.record_setup(session, attendee_id, lesson, sandbox, exit_code, output)

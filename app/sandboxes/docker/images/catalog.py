@@ -1,11 +1,11 @@
-"""The images LabDeck builds, each from a recipe folder under ``app/images/recipes/``."""
+"""The images LabDeck builds, each from a recipe folder under ``app/sandboxes/docker/images/recipes/``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.images.context import CONTEXT_CA_DIR
+from app.sandboxes.docker.images.context import CONTEXT_CA_DIR
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 

@@ -17,7 +17,7 @@ from app.lessons.render import heading_ids
 from app.lessons.schema import Lesson, WorkshopMeta, is_slug
 from app.lessons.yamlblock import yaml_line
 
-DEFAULT_RECIPES_DIR = Path(__file__).resolve().parents[1] / "images" / "recipes"
+DEFAULT_RECIPES_DIR = Path(__file__).resolve().parents[1] / "sandboxes/docker/images/recipes"
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -25,7 +25,7 @@ def check_workshop(path: Path, recipes_dir: Path | None = None) -> list[ContentP
     """Every problem in the workshop at `path`; an empty list means it is ready to serve.
 
     Images are checked against the recipe folders in `recipes_dir` (default
-    app/images/recipes/), and only when that folder exists.
+    app/sandboxes/docker/images/recipes/), and only when that folder exists.
     """
     result = read_workshop(path)
     problems = list(result.problems)

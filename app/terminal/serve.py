@@ -1,10 +1,10 @@
 """The attendee's shell in the page: ``serve_terminal`` bridges a websocket to a session in the
 attendee's sandbox, from the sandbox's progress to the close code that says how it ended.
 
-The parts: what the page sends (app/terminal_frames.py); one connection moving bytes both
-ways (app/terminal_connection.py) through a bounded buffer (app/terminal_buffer.py); the
+The parts: what the page sends (app/terminal/frames.py); one connection moving bytes both
+ways (app/terminal/connection.py) through a bounded buffer (app/terminal/buffer.py); the
 session in the sandbox that outlives connections, and how to attach to it
-(app/terminal_session.py).
+(app/terminal/session.py).
 
 Flow control: output goes sandbox -> ``OutputBuffer`` -> websocket. When the browser falls
 behind it sends ``pause``; when the buffer is full the connection stops reading the exec's
@@ -25,12 +25,11 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.events import EventHub, attendee_topic
-from app.sandboxes.base import SandboxBackend, SandboxError, SandboxGone
-from app.sandboxes.service import SandboxUnavailable
-from app.terminal_connection import NORMAL_CLOSURE, ShellEnded, TerminalConnection
-from app.terminal_frames import FrameRefused
-from app.terminal_session import attach_command
-from app.websockets import SANDBOX_UNAVAILABLE
+from app.routes.ws_auth import SANDBOX_UNAVAILABLE
+from app.sandboxes.base import SandboxBackend, SandboxError, SandboxGone, SandboxUnavailable
+from app.terminal.connection import NORMAL_CLOSURE, ShellEnded, TerminalConnection
+from app.terminal.frames import FrameRefused
+from app.terminal.session import attach_command
 
 log = logging.getLogger("labdeck.terminal")
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.images.builder import (
+from app.sandboxes.docker.images.builder import (
     BuildResult,
     ImageBuildError,
     Mode,
@@ -16,14 +16,14 @@ from app.images.builder import (
     image_status,
     resolve_mode,
 )
-from app.images.catalog import RECIPES, get_recipe
+from app.sandboxes.docker.images.catalog import RECIPES, get_recipe
 
 console = Console()
 images_app = typer.Typer(help="LabDeck's container images.", no_args_is_help=True)
 
 
 def _client() -> docker.DockerClient:
-    from app.engine import EngineUnavailable, docker_client
+    from app.sandboxes.docker.engine import EngineUnavailable, docker_client
 
     try:
         return docker_client(timeout=600)

@@ -1,5 +1,5 @@
 """One websocket's terminal: the page's frames in, the sandbox's bytes out, until either side
-ends. ``app.terminal.serve_terminal`` makes one per connection; the protocol is in
+ends. ``app.terminal.serve.serve_terminal`` makes one per connection; the protocol is in
 docs/terminal-protocol.md."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from app.sandboxes.base import SandboxBackend, SandboxError, Tty
-from app.terminal_buffer import OutputBuffer
-from app.terminal_frames import ClientMessage, Keys, Resize, TerminalSize, parse_client_frame
-from app.terminal_session import ClientTtyFinder, detach_command
+from app.terminal.buffer import OutputBuffer
+from app.terminal.frames import ClientMessage, Keys, Resize, TerminalSize, parse_client_frame
+from app.terminal.session import ClientTtyFinder, detach_command
 
 PENDING_INPUT_BYTES = 16 * 1024  # keys typed while the sandbox starts, sent once it is there
 KEYS_WAIT = 0.5  # at most, for the attach to put its TTY in raw mode

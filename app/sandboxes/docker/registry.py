@@ -26,8 +26,8 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from app.sandboxes import naming
+from app.sandboxes.docker.network import DEFAULT_REGISTRY_PORT, NetworkInfo
 from app.sandboxes.naming import Role
-from app.sandboxes.network import DEFAULT_REGISTRY_PORT, NetworkInfo
 
 log = logging.getLogger(__name__)
 

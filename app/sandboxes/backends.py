@@ -1,0 +1,25 @@
+"""The sandbox backend chosen by name, as JupyterHub chooses its spawner class.
+
+Each backend is a package (or module) with ``async def connect(settings, workshop) ->
+Connection``. Adding one means a package and a line in ``BACKENDS``; nothing else changes."""
+
+from __future__ import annotations
+
+import importlib
+
+from app.config import Settings
+from app.lessons.schema import Workshop
+from app.sandboxes.base import Connection
+
+BACKENDS = {
+    "docker": "app.sandboxes.docker.connect",
+    "fake": "app.sandboxes.fake",
+}
+
+
+async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
+    """Connect the backend named by ``settings.sandbox_backend``; raises with a sentence when
+    its engine cannot be reached (the service retries)."""
+    module = importlib.import_module(BACKENDS[settings.sandbox_backend])
+    connection: Connection = await module.connect(settings, workshop)
+    return connection

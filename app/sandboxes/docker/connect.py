@@ -1,0 +1,119 @@
+"""Connect the sandbox service to a Docker engine: runtime profile, sandbox network, workshop
+registry, then a ``DockerBackend``. This is the one door from engine-neutral code into Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from docker.errors import DockerException
+
+from app.config import Settings
+from app.sandboxes.docker.images.catalog import get_recipe
+from app.lessons.schema import Workshop
+from app.sandboxes.base import Connection
+from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.engine import docker_client
+from app.sandboxes.docker.network import ensure_network, teardown_network
+from app.sandboxes.docker.registry import RegistryError, WorkshopRegistry, remove_registry
+from app.sandboxes.docker.runtime import detect_runtime
+
+log = logging.getLogger("labdeck.sandboxes")
+REGISTRY_CHECK_SECONDS = 60.0
+
+
+def workshop_images(workshop: Workshop | None) -> list[tuple[str, str]]:
+    """``(local tag, name attendees pull)`` for each image the workshop lists."""
+    images = []
+    for ref in workshop.meta.images if workshop else []:
+        try:
+            local_tag = get_recipe(ref.recipe).tag
+        except ValueError:
+            local_tag = f"labdeck/workshop/{ref.name}"
+        images.append((local_tag, ref.name))
+    return images
+
+
+def prepare_docker(
+    settings: Settings, extra_labels: Mapping[str, str] | None = None
+) -> tuple[DockerBackend, WorkshopRegistry]:
+    """Runtime profile, sandbox network and the registry's place: what a DockerBackend needs.
+    Blocks; raises (EngineUnavailable, RuntimeUnavailable, FirewallError...) with a sentence."""
+    client = docker_client()
+    profile = detect_runtime(
+        client, settings.sandbox_image, settings.data_dir, settings.sandbox_runtime
+    )
+    network = ensure_network(
+        client,
+        settings.instance,
+        registry_port=settings.registry_port,
+        egress=settings.sandbox_egress,
+        guard_image=settings.sandbox_image,
+        extra_labels=extra_labels,
+    )
+    registry = WorkshopRegistry(
+        client,
+        settings.instance,
+        network,
+        settings.registry_port,
+        settings.registry_proxy_remoteurl,
+        extra_labels=extra_labels,
+    )
+    config = DockerBackendConfig.from_settings(
+        settings,
+        runtime=profile,
+        registry_mirror=registry.mirror_url(),
+        network=network.name,
+        extra_labels=extra_labels,
+    )
+    return DockerBackend(config), registry
+
+
+def remove_docker_setup(settings: Settings, extra_labels: Mapping[str, str] | None = None) -> None:
+    """Undo ``prepare_docker`` for a throw-away instance (benchmarks, tests): its registry with
+    its data, and its network. Missing ones count as removed. Blocks."""
+    client = docker_client()
+    try:
+        remove_registry(client, settings.instance, data=True)
+        teardown_network(
+            client, settings.instance, guard_image=settings.sandbox_image, extra_labels=extra_labels
+        )
+    finally:
+        client.close()
+
+
+async def connect(
+    settings: Settings, workshop: Workshop | None, extra_labels: Mapping[str, str] | None = None
+) -> Connection:
+    """A DockerBackend, with the workshop registry started, seeded and watched beside it."""
+    backend, registry = await asyncio.to_thread(prepare_docker, settings, extra_labels)
+    backend.registry = registry
+    backend.sandbox_image = settings.sandbox_image
+    images = workshop_images(workshop)
+    return Connection(
+        backend=backend,
+        background=[lambda: keep_registry(backend, registry, images)],
+        close=backend.aclose,
+    )
+
+
+async def keep_registry(
+    backend: DockerBackend, registry: WorkshopRegistry, images: list[tuple[str, str]]
+) -> None:
+    """Start and seed the workshop registry, then check it every minute and restart it when
+    it stops answering. Sandboxes work meanwhile; only their pulls wait for it."""
+    seeded = False
+    while True:
+        try:
+            if not seeded or not await asyncio.to_thread(registry.healthy):
+                await asyncio.to_thread(registry.ensure_running)
+            if not seeded:
+                results = await asyncio.to_thread(registry.seed, images)
+                log.info("workshop registry seeded: %s", [r.reference for r in results])
+                seeded = True
+            backend.registry_problem = None
+        except (RegistryError, DockerException, OSError) as error:
+            backend.registry_problem = str(error)
+            log.warning("workshop registry: %s", error)
+        await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded else 15)

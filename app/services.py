@@ -1,0 +1,88 @@
+"""The app's services, built once by the lifespan (app/main.py) and reached through the typed
+dependencies of app/deps.py. Nothing else builds a service or keeps one in ``app.state``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from app.checks.service import CheckService
+from app.config import Settings
+from app.cookies import SessionCookies
+from app.db import Database
+from app.events import EventHub
+from app.instructor.broadcasts import BroadcastBoard
+from app.instructor.live import DashboardFeed
+from app.lessons.schema import Workshop
+from app.ratelimit import RateLimiter
+from app.sandboxes.base import SandboxBackend
+from app.sandboxes.service import SandboxService, ServiceConfig, running_sandboxes
+
+# A whole class may join from one address (venue Wi-Fi behind NAT, a proxy): joins per address
+# are limited only against floods, while guessing a join code or a token is limited tightly.
+JOINS_PER_ADDRESS_PER_MINUTE = 200
+WRONG_CODES_PER_ADDRESS_PER_MINUTE = 10
+WRONG_TOKENS_PER_ADDRESS_PER_MINUTE = 10
+
+
+@dataclass(frozen=True)
+class Limiters:
+    joins: RateLimiter
+    wrong_codes: RateLimiter
+    wrong_tokens: RateLimiter
+
+    @classmethod
+    def default(cls) -> Limiters:
+        return cls(
+            joins=RateLimiter(limit=JOINS_PER_ADDRESS_PER_MINUTE, window=60),
+            wrong_codes=RateLimiter(limit=WRONG_CODES_PER_ADDRESS_PER_MINUTE, window=60),
+            wrong_tokens=RateLimiter(limit=WRONG_TOKENS_PER_ADDRESS_PER_MINUTE, window=60),
+        )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    workshop: Workshop | None
+    cookies: SessionCookies
+    limiters: Limiters
+    events: EventHub
+    sandboxes: SandboxService
+    checks: CheckService
+    broadcasts: BroadcastBoard
+    dashboard_feed: DashboardFeed
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings,
+    workshop: Workshop | None,
+    limiters: Limiters,
+    backend: SandboxBackend | None = None,
+) -> AsyncIterator[Services]:
+    """Every service, started; on the way out, stopped in reverse (sandboxes keep running)."""
+    async with AsyncExitStack() as stack:
+        database = Database(settings.database_path, workers=settings.db_workers)
+        stack.callback(database.close)
+        events = EventHub()
+        events.bind(asyncio.get_running_loop())
+        config = ServiceConfig.from_settings(settings, workshop)
+        sandboxes = SandboxService(database, events, config)
+        await stack.enter_async_context(running_sandboxes(sandboxes, settings, workshop, backend))
+        checks = CheckService(sandboxes, events, database, workers=settings.check_workers)
+        stack.push_async_callback(checks.close)
+        yield Services(
+            settings=settings,
+            db=database,
+            workshop=workshop,
+            cookies=SessionCookies(settings.cookie_secret()),
+            limiters=limiters,
+            events=events,
+            sandboxes=sandboxes,
+            checks=checks,
+            broadcasts=BroadcastBoard(),
+            dashboard_feed=DashboardFeed(events, database, workshop),
+        )
