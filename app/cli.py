@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -30,6 +31,10 @@ def _register_sub_apps(command: str | None) -> None:
         from app.sandboxes.docker.images.cli import images_app
 
         cli.add_typer(images_app, name="images")
+    if wanted("engine"):
+        from app.sandboxes.docker.engine_cli import engine_app
+
+        cli.add_typer(engine_app, name="engine")
     if wanted("content"):
         from app.lessons.cli import content_app
 
@@ -75,7 +80,19 @@ def serve(
     )
     if host == "127.0.0.1":
         console.print("[dim]Only this machine can connect; for a class use --host 0.0.0.0[/]")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the portal. Forwarded headers count only from the configured proxies:
+    uvicorn's default believes them from loopback, so anything on the machine (a sandbox's
+    published port, a local page) could name any client address and slip past rate limits."""
+    proxies = [entry.strip() for entry in settings.trusted_proxies.split(",") if entry.strip()]
+    return {
+        "log_level": settings.log_level,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+    }
 
 
 def _refuse_broken_content(settings: Settings) -> None:

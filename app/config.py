@@ -32,7 +32,7 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-RuntimeProfile = Literal["auto", "sysbox", "privileged", "caps"]
+RuntimeProfile = Literal["auto", "sysbox", "userns", "privileged", "caps"]
 
 
 class Settings(BaseSettings):
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         None,
         description="The URL attendees use (for resume links and Origin checks); derived from host and port when unset.",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are "
+        "believed (comma-separated addresses or networks, e.g. `127.0.0.1` when one runs on "
+        "this machine). Unset: none are, and each client's own address is what rate limits count.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the portal."
     )
@@ -86,7 +92,28 @@ class Settings(BaseSettings):
     )
     sandbox_runtime: RuntimeProfile = Field(
         "auto",
-        description="How sandboxes get the rights an inner Docker engine needs: `auto` tries sysbox, privileged, then caps.",
+        description="How sandboxes get the rights an inner Docker engine needs: `auto` tries sysbox, "
+        "then userns; `privileged` and `caps` give attendees root on the host and are used only by name.",
+    )
+    sandbox_host_disposable: bool = Field(
+        False,
+        description="Say the host is disposable, so that `LABDECK_ENV=production` accepts the "
+        "`privileged` and `caps` runtime profiles (an attendee can become root on the host).",
+    )
+    sandbox_engine: Literal["auto", "dedicated", "host"] = Field(
+        "auto",
+        description="Which engine runs sandboxes: `dedicated` (LabDeck's own dockerd with user "
+        "namespaces, started by `./labdeck up` as root), `host` (DOCKER_HOST or the default socket), "
+        "or `auto`: the dedicated one whenever its socket exists. Read from the environment.",
+    )
+    sandbox_engine_socket: Path = Field(
+        Path("/run/labdeck/engine.sock"),
+        description="Socket of the dedicated sandbox engine. Read from the environment.",
+    )
+    sandbox_engine_root: Path = Field(
+        Path("/var/lib/labdeck/engine"),
+        description="Data root of the dedicated sandbox engine (its images, kept between runs). "
+        "Read from the environment.",
     )
     sandbox_image: str = Field(
         "labdeck/sandbox:latest",
@@ -150,6 +177,16 @@ class Settings(BaseSettings):
         "auto",
         description="Build images from official bases (`online`) or a debootstrap base (`offline`).",
     )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_runtime_in_production(self) -> Settings:
+        unsafe = self.sandbox_runtime in ("privileged", "caps")
+        if self.env == "production" and unsafe and not self.sandbox_host_disposable:
+            raise ValueError(
+                f"LABDECK_SANDBOX_RUNTIME={self.sandbox_runtime} lets any attendee become root "
+                "on the host; production refuses it unless LABDECK_SANDBOX_HOST_DISPOSABLE=true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> Settings:

@@ -134,17 +134,39 @@ def current_attendee(attendee: MaybeAttendeeDep) -> Attendee:
 AttendeeDep = Annotated[Attendee, Depends(current_attendee)]
 
 
-def require_instructor(connection: HTTPConnection, settings: SettingsDep) -> None:
-    """Bearer token (scripts) or the signed ``labdeck_instructor`` cookie (the dashboard)."""
+def client_address(connection: HTTPConnection) -> str:
+    """The peer's address: uvicorn puts a forwarded one here only from a trusted proxy."""
+    return connection.client.host if connection.client else "unknown"
+
+
+def instructor_refusal(
+    connection: HTTPConnection, settings: Settings, limiters: Limiters
+) -> tuple[int, str] | None:
+    """None for the instructor; else the HTTP status and sentence of the refusal. Bearer tokens
+    are guesses to count, like the sign-in form's: after a few wrong ones from an address, that
+    address gets 429 even for the right one (the signed cookie is no guess and is not counted)."""
+    address = client_address(connection)
+    guessing = instructor_auth.bearer_token(connection.headers) is not None
+    if guessing and limiters.wrong_tokens.exhausted(address):
+        return 429, "Too many wrong instructor tokens from your address; wait a minute."
     found = instructor_auth.verdict(settings, connection.headers, connection.cookies)
     if found is instructor_auth.Verdict.MISSING:
-        raise HTTPException(
-            401,
-            "Instructor sign-in needed: sign in at /instructor.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return 401, "Instructor sign-in needed: sign in at /instructor."
     if found is instructor_auth.Verdict.WRONG:
-        raise HTTPException(403, "That instructor token is not right.")
+        limiters.wrong_tokens.allow(address)
+        return 403, "That instructor token is not right."
+    return None
+
+
+def require_instructor(
+    connection: HTTPConnection, settings: SettingsDep, limiters: LimitersDep
+) -> None:
+    """Bearer token (scripts) or the signed ``labdeck_instructor`` cookie (the dashboard)."""
+    refusal = instructor_refusal(connection, settings, limiters)
+    if refusal is not None:
+        status, detail = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail, headers=headers)
 
 
 InstructorDep = Annotated[None, Depends(require_instructor)]

@@ -33,6 +33,24 @@ def check_engine() -> Finding:
     return Finding("engine", True, detail)
 
 
+def check_sandbox_engine() -> Finding:
+    """Where sandboxes run: LabDeck's dedicated engine (user namespaces), or why not."""
+    from app.sandboxes.docker import sandbox_engine
+
+    name, address = "sandbox engine", sandbox_engine.selected_address()
+    if address is None:
+        reason = sandbox_engine.why_impossible()
+        if sandbox_engine.selection() == "host" or reason:
+            why = reason or "LABDECK_SANDBOX_ENGINE=host"
+            return Finding(name, True, f"the host's engine ({why})")
+        return Finding(
+            name, False, "the dedicated engine is not running", "`./labdeck up` starts it."
+        )
+    if not sandbox_engine.answers(address):
+        return Finding(name, False, f"{address} does not answer", "`./labdeck up` starts it.")
+    return Finding(name, True, f"dedicated, user namespaces remapped, at {address}")
+
+
 def check_runtime(settings: Settings) -> Finding:
     from app.sandboxes.docker.runtime import describe_runtime
 
@@ -45,8 +63,9 @@ def check_runtime(settings: Settings) -> Finding:
         ""
         if ok
         else (
-            "No profile can run an inner Docker engine here. Install sysbox, or run on a host where "
-            "containers may get CAP_SYS_ADMIN; see the README's troubleshooting."
+            "No safe profile can run an inner Docker engine here. Run `./labdeck up` as root (it "
+            "starts a dedicated engine with user namespaces) or install sysbox; see the README's "
+            "security model."
         )
     )
     return Finding("sandbox runtime", ok, detail, fix)
@@ -73,8 +92,8 @@ def check_images(settings: Settings) -> Finding:
 
 def check_database(settings: Settings) -> Finding:
     path = settings.database_path
-    if not path.exists():
-        return Finding("database", False, f"{path} does not exist", "Run `./labdeck db upgrade`.")
+    if not path.exists():  # a fresh checkout: the first start makes it, nothing to fix
+        return Finding("database", True, f"{path} is created at the first start (not yet)")
     engine = db.make_engine(path)
     try:
         revision = db.current_revision(engine)
@@ -134,6 +153,7 @@ def check_content(settings: Settings) -> Finding:
 def run_doctor(settings: Settings) -> list[Finding]:
     checks: list[Callable[[], Finding]] = [
         check_engine,
+        check_sandbox_engine,
         lambda: check_runtime(settings),
         lambda: check_images(settings),
         lambda: check_database(settings),

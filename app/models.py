@@ -81,3 +81,13 @@ class LessonLock(SQLModel, table=True):
     workshop: str = Field(primary_key=True, max_length=64)
     lesson: str = Field(primary_key=True, max_length=64)
     locked_at: datetime = Field(default_factory=utcnow)
+
+
+class PortalSetting(SQLModel, table=True):
+    """A setting the instructor changed on the dashboard (e.g. the warm pool's size), kept across
+    restarts; it wins over the environment's value until changed again."""
+
+    workshop: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+    changed_at: datetime = Field(default_factory=utcnow)

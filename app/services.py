@@ -15,6 +15,7 @@ from app.db import Database
 from app.events import EventHub
 from app.instructor.broadcasts import BroadcastBoard
 from app.instructor.live import DashboardFeed
+from app.instructor.pool_size import saved_warm_pool_size
 from app.lessons.schema import Workshop
 from app.ratelimit import RateLimiter
 from app.sandboxes.base import SandboxBackend
@@ -69,7 +70,9 @@ async def running_services(
         stack.callback(database.close)
         events = EventHub()
         events.bind(asyncio.get_running_loop())
-        config = ServiceConfig.from_settings(settings, workshop)
+        config = ServiceConfig.from_settings(
+            settings, workshop, **await _dashboard_overrides(database, workshop)
+        )
         sandboxes = SandboxService(database, events, config)
         await stack.enter_async_context(running_sandboxes(sandboxes, settings, workshop, backend))
         checks = CheckService(sandboxes, events, database, workers=settings.check_workers)
@@ -86,3 +89,10 @@ async def running_services(
             broadcasts=BroadcastBoard(),
             dashboard_feed=DashboardFeed(events, database, workshop),
         )
+
+
+async def _dashboard_overrides(database: Database, workshop: Workshop | None) -> dict[str, int]:
+    """What the instructor set on the dashboard before a restart (app/instructor/pool_size.py)."""
+    slug = workshop.slug if workshop else ""
+    size = await database.run(lambda session: saved_warm_pool_size(session, slug))
+    return {} if size is None else {"warm_pool_size": size}

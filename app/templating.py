@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from app.instructor.sandbox_health import registry_works
 from app.lessons.render import render_markdown
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -17,6 +18,16 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
 # Lesson text (task instructions, hints, answers) is Markdown, rendered and sanitized on the way.
 templates.env.globals["markdown"] = render_markdown
+
+
+def resume_url(request: Request, attendee: Any) -> str:
+    """The attendee's personal link back in, on this portal's public address."""
+    base = request.app.state.settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/resume/{attendee.resume_key}"
+
+
+templates.env.globals["resume_url"] = resume_url
+templates.env.globals["registry_works"] = registry_works
 
 
 def is_htmx(request: Request) -> bool:

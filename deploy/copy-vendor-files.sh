@@ -16,6 +16,5 @@ vendor_copy() {
 
 rm -rf static/vendor
 vendor_copy htmx htmx.org/dist/htmx.min.js
-vendor_copy htmx-ext-ws htmx-ext-ws/dist/ws.js
 vendor_copy xterm @xterm/xterm/lib/xterm.js @xterm/xterm/css/xterm.css
 vendor_copy xterm-addon-fit @xterm/addon-fit/lib/addon-fit.js

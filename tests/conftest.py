@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.database import migrated_database
 from tests.support.settings import REPO, settings_for
 
 __all__ = ["REPO"]  # tests import it from here too
@@ -35,9 +36,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Every async test runs on asyncio, as the portal does."""
+    return "asyncio"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return settings_for(tmp_path / "data", f"test-{os.getpid()}")
+    found = settings_for(tmp_path / "data", f"test-{os.getpid()}")
+    migrated_database(found.database_path)
+    return found
 
 
 @pytest.fixture
@@ -170,19 +179,33 @@ def _new_anonymous_volumes(client: object, before: set[str]) -> list[str]:
     return [f"anonymous volume {name[:12]}" for name in leaked]
 
 
+def _engines_to_sweep() -> list[object]:
+    """The engine sandboxes run on (LabDeck's dedicated one, when it runs) and the host's, which
+    the escape suite's unsafe sandboxes use: both are swept."""
+    from app.sandboxes.docker.engine import (
+        EngineUnavailable,
+        docker_client,
+        engine_address,
+        host_address,
+    )
+
+    clients = []
+    for address in dict.fromkeys([engine_address(), host_address()]):
+        with contextlib.suppress(EngineUnavailable):
+            clients.append(docker_client(timeout=30, address=address))
+    return clients
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sweep_docker_objects() -> Iterator[None]:
     """Remove what earlier runs left, and fail the run if this one leaks containers, volumes or networks."""
-    from app.sandboxes.docker.engine import EngineUnavailable, docker_client
-
-    try:
-        client = docker_client(timeout=30)
-    except EngineUnavailable:
-        yield
-        return
-    _leftovers(client)
-    anonymous_before = _anonymous_dangling_volumes(client)
+    clients = _engines_to_sweep()
+    for client in clients:
+        _leftovers(client)
+    anonymous_before = [_anonymous_dangling_volumes(client) for client in clients]
     yield
-    leaked = _leftovers(client) + _new_anonymous_volumes(client, anonymous_before)
+    leaked = []
+    for client, before in zip(clients, anonymous_before, strict=True):
+        leaked += _leftovers(client) + _new_anonymous_volumes(client, before)
     if leaked:
         pytest.fail("tests leaked Docker objects (now removed): " + ", ".join(leaked))

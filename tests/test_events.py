@@ -8,11 +8,6 @@ from app.events import QUEUE_SIZE, EventHub
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_subscribers_get_events_of_their_topics_only() -> None:
     hub = EventHub()
     async with hub.subscribe("attendee:1") as one, hub.subscribe("attendee:2") as two:

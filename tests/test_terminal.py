@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket
 
-from app.terminal import serve as terminal
 from app.events import EventHub, attendee_topic
-from app.sandboxes.base import ExecResult, SandboxGone
-from app.sandboxes.base import SandboxUnavailable
-from app.terminal.serve import serve_terminal
+from app.sandboxes.base import ExecResult, SandboxGone, SandboxUnavailable
+from app.terminal import serve as terminal
 from app.terminal.buffer import OutputBuffer
 from app.terminal.frames import (
     MAX_CLIENT_FRAME,
@@ -31,13 +29,9 @@ from app.terminal.frames import (
     TerminalSize,
     parse_client_frame,
 )
+from app.terminal.serve import serve_terminal
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # -- frames ------------------------------------------------------------------------------------

@@ -30,7 +30,10 @@ from app.terminal.session import (
     detach_command,
 )
 
-HOLDER = Path(__file__).resolve().parents[1] / "app/sandboxes/docker/images/recipes/sandbox/labdeck_session.py"
+HOLDER = (
+    Path(__file__).resolve().parents[1]
+    / "app/sandboxes/docker/images/recipes/sandbox/labdeck_session.py"
+)
 
 
 def load_holder() -> ModuleType:

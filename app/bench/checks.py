@@ -23,20 +23,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app import db
-from app.bench.cli import emit, free_port, summarize
+from app.bench.cli import emit, summarize
 from app.checks.service import CheckService
 from app.config import Settings
 from app.events import EventHub
 from app.lessons.schema import Check, Lesson, Task, Workshop
 from app.models import Attendee
+from app.ports import free_port
 from app.sandboxes.docker.backend import DockerBackend
-from app.sandboxes.service import (
-    SandboxService,
-    ServiceConfig,
-    prepare_docker,
-    remove_docker_setup,
-    workshop_images,
-)
+from app.sandboxes.docker.connect import prepare_docker, remove_docker_setup, workshop_images
+from app.sandboxes.service import SandboxService, ServiceConfig
 
 TARGET_P50_ALONE_SECONDS = 0.25
 TARGET_P95_CROWD_SECONDS = 1.5
@@ -90,12 +86,13 @@ async def real_lab(
     container, volume and network it made is removed on the way out, even after a failure."""
     labels = labels or {}
     db.upgrade(settings.database_path)
-    db_engine = db.make_engine(settings.database_path)
+    database = db.Database(settings.database_path)
+    db_engine = database.engine
     events = EventHub()
     config = ServiceConfig.from_settings(settings, workshop, warm_pool_size=0, labels=labels)
-    sandboxes = SandboxService(db_engine, events, config)
+    sandboxes = SandboxService(database, events, config)
     checks = CheckService(
-        sandboxes, events, db_engine, ready_timeout=120, workers=settings.check_workers
+        sandboxes, events, database, ready_timeout=120, workers=settings.check_workers
     )
     backend: DockerBackend | None = None
     try:
@@ -112,7 +109,7 @@ async def real_lab(
         if backend is not None:
             await backend.aclose()
         await asyncio.to_thread(remove_docker_setup, settings, labels)
-        db_engine.dispose()
+        database.close()
 
 
 def bench_settings(data_dir: Path, base: Settings | None = None) -> Settings:

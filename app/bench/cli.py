@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import socket
 import statistics
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,12 @@ import typer
 bench_app = typer.Typer(
     help="Benchmarks that write JSON (medians, p95/p99, ratios).", no_args_is_help=True
 )
-BENCHMARKS = ("spawn", "terminal", "checks", "dashboard")
+BENCHMARKS = ("spawn", "terminal", "checks", "dashboard", "class_rehearsal")
 
 
 def register_all() -> None:
     for name in BENCHMARKS:
         importlib.import_module(f"app.bench.{name}").register(bench_app)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (for a throw-away portal or registry)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:

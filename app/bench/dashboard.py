@@ -27,12 +27,13 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from app import db
-from app.bench.cli import emit, free_port, summarize
+from app.bench.cli import emit, summarize
 from app.checks import publish, store
 from app.checks.runner import CheckResult
 from app.config import Settings
 from app.instructor.dashboard import load_dashboard
 from app.models import Attendee, Sandbox, TaskProgress, utcnow
+from app.ports import free_port
 from app.sandboxes.fake import FakeBackend
 from app.workshops import select_workshop
 

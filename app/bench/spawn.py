@@ -80,7 +80,7 @@ def raw_run(backend: DockerBackend, spec: SandboxSpec) -> None:
     # The backend's own container builder, so that image, limits, runtime profile, volume,
     # network, labels and environment are exactly what the portal uses.
     backend.containers.create(spec)
-    backend.api.start(spec.name)
+    backend.containers.start(spec.name)  # under userns, also hands it its cgroups
     # The portal's own wait for `docker info` (without its timeout guard): the same question,
     # asked as cheaply, so that the ratio is the portal's overhead and nothing else.
     exec_id = str(backend.api.exec_create(spec.name, ["bash", "-c", READY_PROBE])["Id"])
@@ -131,7 +131,7 @@ async def measure_warm(lab: Lab, count: int, concurrency: int) -> dict[str, Any]
     service = lab.sandboxes
     service.set_warm_pool_size(count)
     async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-        while service.pool.counts()["ready"] < count:
+        while (await service.pool_counts())["ready"] < count:
             await asyncio.sleep(0.1)
     people = [lab.add_attendee(f"warm-{n}") for n in range(count)]
     hand_outs: list[float] = []

@@ -32,12 +32,13 @@ import typer
 from docker.errors import APIError
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.bench.cli import emit, free_port, summarize
+from app.bench.cli import emit, summarize
 from app.config import Settings
 from app.cookies import COOKIE_NAME
+from app.ports import free_port
+from app.sandboxes.docker.connect import remove_docker_setup
 from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.naming import LABEL_INSTANCE
-from app.sandboxes.service import remove_docker_setup
 
 TARGET_ECHO_P50_MS = 10.0
 TARGET_ECHO_P99_MS = 50.0
@@ -61,8 +62,7 @@ def serve_portal() -> None:
 
     from app.config import Settings
     from app.main import create_app
-    from app.ratelimit import RateLimiter
-    from app.sandboxes.service import prepare_docker
+    from app.sandboxes.docker.connect import prepare_docker
 
     settings = Settings()
     backend, _registry = prepare_docker(settings, BENCH_LABELS)

@@ -77,6 +77,25 @@ def attempts_of(session: Session, attendee_id: int, task_id: str) -> list[Attemp
     return list(session.exec(query).all())
 
 
+def last_attempts(
+    session: Session, attendee_id: int, task_ids: Sequence[str]
+) -> dict[str, Attempt]:
+    """Each task's newest attempt: what the lesson page shows again after a reload."""
+    newest = (
+        select(func.max(Attempt.id))
+        .where(Attempt.attendee_id == attendee_id, col(Attempt.task_id).in_(task_ids))
+        .group_by(col(Attempt.task_id))
+    )
+    rows = session.exec(select(Attempt).where(col(Attempt.id).in_(newest))).all()
+    return {row.task_id: row for row in rows}
+
+
+def results_of(attempt: Attempt) -> list[dict[str, object]]:
+    """The attempt's per-check results, as the task card renders them."""
+    found = json.loads(attempt.results or "[]")
+    return found if isinstance(found, list) else []
+
+
 def setup_done(session: Session, attendee_id: int, lesson: str, sandbox: str) -> bool:
     """True when ``lesson``'s setup script already ran, successfully, in this very sandbox."""
     row = session.get(LessonSetup, (attendee_id, lesson))

@@ -72,8 +72,8 @@ def _attendee_json(row: Row) -> dict[str, Any]:
     return {
         "id": row.attendee_id,
         "name": row.name,
-        # No sandbox row yet reads "queued", as in /api/me: the first page view asks for one.
-        "sandbox": {"state": row.sandbox_state or "queued"},
+        # No sandbox row reads "none", as in /api/me: nothing was asked for (joins ask at once).
+        "sandbox": {"state": row.sandbox_state or "none"},
         "tasks": row.statuses(),
         "passed": row.passed,
         "current_lesson": row.current_lesson,

@@ -47,6 +47,7 @@ class DashboardFeed:
         self._dashboards.add(queue)
         if self._pump is None or self._pump.done():
             self._subscribed = asyncio.Event()
+            assert self._workshop is not None, "a dashboard needs a workshop"
             self._live = LiveDashboard(self._workshop)  # read afresh on the first event
             self._pump = asyncio.create_task(self._run(self._subscribed))
         await self._subscribed.wait()

@@ -28,6 +28,8 @@ from app.instructor import actions, auth, hands, locks
 from app.instructor.broadcasts import EmptyBroadcast
 from app.instructor.dashboard import load_dashboard, load_rows
 from app.instructor.export import as_csv, class_json, export_rows
+from app.instructor.pool_size import save_warm_pool_size
+from app.instructor.sandbox_health import current_health
 from app.lessons.schema import Workshop
 from app.models import Attendee
 from app.routes.ws_auth import admit_instructor
@@ -121,6 +123,13 @@ async def logout() -> Response:
 
 
 # -- reading -----------------------------------------------------------------------------------
+
+
+@router.get("/instructor/health", response_class=HTMLResponse)
+async def sandbox_health(request: Request, _: InstructorDep, sandboxes: SandboxesDep) -> Response:
+    """The dashboard's Sandboxes panel: engine, images, workshop registry (as /healthz)."""
+    health = await current_health(sandboxes)
+    return render(request, "instructor/_health.html", {"health": health})
 
 
 @router.get("/api/class")
@@ -224,11 +233,16 @@ async def broadcast(
 async def set_warm_pool(
     request: Request,
     _: InstructorDep,
+    workshop: WorkshopDep,
+    database: DatabaseDep,
     sandboxes: SandboxesDep,
     size: Annotated[int, Form(ge=0, le=200)],
 ) -> Response:
+    await database.run(lambda session: save_warm_pool_size(session, workshop.slug, size))
     sandboxes.set_warm_pool_size(size)
-    return _done(request, f"The warm pool now keeps {size} sandbox(es) ready.")
+    return _done(
+        request, f"The warm pool now keeps {size} sandbox(es) ready, also after a restart."
+    )
 
 
 @router.post("/instructor/lessons/{slug}/{change}")
@@ -273,5 +287,5 @@ async def end(
 
 @router.websocket("/ws/instructor")
 async def live_updates(websocket: WebSocket, services: ServicesDep) -> None:
-    if await admit_instructor(websocket, services.settings):
+    if await admit_instructor(websocket, services):
         await services.dashboard_feed.serve(websocket)

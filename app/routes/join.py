@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from app import attendees
+from app.config import Settings
 from app.cookies import COOKIE_NAME, SessionCookies
 from app.db import Database
 from app.deps import (
@@ -30,6 +33,10 @@ from app.sandboxes.service import SandboxService
 from app.templating import render
 
 router = APIRouter()
+INVALID_RESUME_LINK = (
+    "This resume link is not valid for this workshop: it may be mistyped or cut short. "
+    "Copy it again from your name at the top of a lesson page, or join again from the start page."
+)
 COOKIE_MAX_AGE = 14 * 24 * 3600
 
 
@@ -48,9 +55,41 @@ def _first_lesson_url(workshop: Workshop) -> str:
     return f"/lessons/{workshop.lessons[0].slug}" if workshop.lessons else "/lessons"
 
 
-def _home(request: Request, workshop: Workshop, error: str | None, status: int) -> HTMLResponse:
-    context = {"description_html": render_markdown(workshop.meta.description), "join_error": error}
+def _current_lesson_url(workshop: Workshop, attendee: Attendee) -> str:
+    """Where the attendee was (their last lesson page), else the first lesson."""
+    lesson = attendee.current_lesson and workshop.lesson(attendee.current_lesson)
+    return f"/lessons/{lesson.slug}" if lesson else _first_lesson_url(workshop)
+
+
+def _home(
+    request: Request,
+    workshop: Workshop,
+    error: str | None,
+    status: int,
+    same_name: SameName | None = None,
+) -> HTMLResponse:
+    context = {
+        "description_html": render_markdown(workshop.meta.description),
+        "join_error": error,
+        "same_name": same_name,
+    }
     return render(request, "home.html", context, block="join_form", status_code=status)
+
+
+@dataclass(frozen=True)
+class SameName:
+    """Someone already joined under this name: the page offers their resume link's way back, or
+    the numbered name, instead of a second attendee and sandbox made behind their back."""
+
+    taken: str
+    suggested: str
+    code: str | None
+
+
+def _same_name(session: Session, workshop: str, raw_name: str, code: str | None) -> SameName | None:
+    name = attendees.clean_name(raw_name)
+    suggested = attendees.unique_name(session, workshop, name)
+    return None if suggested == name else SameName(name, suggested, code)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -76,6 +115,7 @@ async def join(
     events: EventsDep,
     name: Annotated[str, Form(max_length=200)] = "",
     code: Annotated[str | None, Form(max_length=200)] = None,
+    offer_resume: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     address = request.client.host if request.client else "unknown"
     if limiters.wrong_codes.exhausted(address) or not limiters.joins.allow(address):
@@ -86,6 +126,12 @@ async def join(
         limiters.wrong_codes.allow(address)  # guessing the code costs a try
         return _home(request, workshop, str(refused), 403)
     try:
+        if offer_resume:  # the page's own form: a taken name gets a choice, not "Ada (2)"
+            same = await database.run(
+                lambda session: _same_name(session, workshop.slug, name, code)
+            )
+            if same is not None:
+                return _home(request, workshop, None, 409, same_name=same)
         attendee = await database.run(
             lambda session: attendees.create_attendee(session, workshop.slug, name)
         )
@@ -112,12 +158,43 @@ async def _undo_join(database: Database, sandboxes: SandboxService, attendee_id:
 
 @router.get("/resume/{key}")
 def resume(
+    key: str,
+    request: Request,
+    workshop: WorkshopDep,
+    session: SessionDep,
+    cookies: CookiesDep,
+    settings: SettingsDep,
+    current: MaybeAttendeeDep,
+) -> Response:
+    """The personal link that restores an attendee's identity on another device. A browser
+    signed in as someone else is asked first: a link sent by another attendee would otherwise
+    swap the victim's session for theirs, and their shell into the victim's page (issue 13)."""
+    resumed = attendees.attendee_by_resume_key(session, workshop.slug, key[:64])
+    if resumed is None:
+        raise HTTPException(404, INVALID_RESUME_LINK)
+    if current is not None and current.id != resumed.id:
+        context = {"current": current, "resumed": resumed, "key": resumed.resume_key}
+        page = render(request, "resume_confirm.html", context)
+        page.headers["X-Frame-Options"] = "DENY"  # no page may frame the button and get it clicked
+        page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        return page
+    return _resumed(workshop, cookies, settings, resumed)
+
+
+@router.post("/resume/{key}")
+def confirm_resume(
     key: str, workshop: WorkshopDep, session: SessionDep, cookies: CookiesDep, settings: SettingsDep
 ) -> Response:
-    """The personal link that restores an attendee's identity on another device."""
-    attendee = attendees.attendee_by_resume_key(session, workshop.slug, key[:64])
-    if attendee is None:
-        return RedirectResponse("/", status_code=303)
-    response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
+    """The confirmation page's button (a POST: it carries the page's CSRF token)."""
+    resumed = attendees.attendee_by_resume_key(session, workshop.slug, key[:64])
+    if resumed is None:
+        raise HTTPException(404, INVALID_RESUME_LINK)
+    return _resumed(workshop, cookies, settings, resumed)
+
+
+def _resumed(
+    workshop: Workshop, cookies: SessionCookies, settings: Settings, attendee: Attendee
+) -> Response:
+    response = RedirectResponse(_current_lesson_url(workshop, attendee), status_code=303)
     _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))
     return response

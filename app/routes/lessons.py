@@ -8,8 +8,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app import attendees
+from app.checks import store
 from app.deps import AttendeeDep, EventsDep, SandboxesDep, SessionDep, WorkshopDep
 from app.instructor import live, locks
+from app.instructor.sandbox_health import current_health
 from app.lessons.render import pygments_css, render_lesson
 from app.progress import task_statuses
 from app.sandboxes.service import SandboxView
@@ -50,15 +52,27 @@ def lesson_page(
     attendees.touch(session, attendee, lesson=lesson.slug)
     live.announce_activity(events, attendee.id or 0, lesson.slug)
     index = workshop.lessons.index(lesson)
+    tried = store.last_attempts(session, attendee.id or 0, [task.id for task in lesson.tasks])
     context = {
         "attendee": attendee,
         "lesson": lesson,
         "segments": render_lesson(lesson),
         "statuses": task_statuses(session, workshop, attendee.id or 0),
+        "last_results": {task_id: store.results_of(found) for task_id, found in tried.items()},
+        "checked_at": {task_id: found.started_at for task_id, found in tried.items()},
         "previous": workshop.lessons[index - 1] if index > 0 else None,
         "next": workshop.lessons[index + 1] if index + 1 < len(workshop.lessons) else None,
     }
     return render(request, "lesson.html", context)
+
+
+@router.get("/sandbox/health", response_class=HTMLResponse)
+async def registry_notice(
+    request: Request, attendee: AttendeeDep, sandboxes: SandboxesDep
+) -> HTMLResponse:
+    """The notice above the terminal while the workshop registry does not answer."""
+    health = await current_health(sandboxes)
+    return render(request, "_partials/registry_notice.html", {"health": health})
 
 
 @router.get("/api/workshop")

@@ -36,7 +36,7 @@ async def attendee_terminal(websocket: WebSocket, services: ServicesDep) -> None
 async def instructor_terminal(
     websocket: WebSocket, attendee_id: int, services: ServicesDep, mode: str = "read"
 ) -> None:
-    if not await admit_instructor(websocket, services.settings):
+    if not await admit_instructor(websocket, services):
         return
     refusal = await asyncio.to_thread(_cannot_watch, services, attendee_id, mode)
     if refusal is not None:
@@ -44,7 +44,12 @@ async def instructor_terminal(
         return
     writable = mode == "write"
     await serve_terminal(
-        websocket, services.sandboxes, services.events, attendee_id, writable=writable
+        websocket,
+        services.sandboxes,
+        services.events,
+        attendee_id,
+        writable=writable,
+        watching=True,
     )
 
 

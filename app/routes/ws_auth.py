@@ -8,9 +8,7 @@ from urllib.parse import urlsplit
 
 from fastapi import WebSocket
 
-from app.config import Settings
-from app.deps import authenticate_attendee
-from app.instructor import auth as instructor_auth
+from app.deps import authenticate_attendee, instructor_refusal
 from app.models import Attendee
 from app.services import Services
 
@@ -19,6 +17,8 @@ POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
+TOO_MANY_TRIES = 4429
+_CLOSE_CODES = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: TOO_MANY_TRIES}
 SANDBOX_UNAVAILABLE = 4503
 
 
@@ -53,17 +53,16 @@ async def admit_attendee(websocket: WebSocket, services: Services) -> Attendee |
     return attendee
 
 
-async def admit_instructor(websocket: WebSocket, settings: Settings) -> bool:
-    """The same for the instructor's websockets: the token or the signed-in browser."""
+async def admit_instructor(websocket: WebSocket, services: Services) -> bool:
+    """The same for the instructor's websockets: the token or the signed-in browser; wrong
+    tokens count against the address as they do over HTTP."""
     refusal: tuple[int, str] | None = None
-    if not origin_allowed(websocket, settings.public_url):
+    if not origin_allowed(websocket, services.settings.public_url):
         refusal = (FORBIDDEN, "foreign origin")
     else:
-        found = instructor_auth.verdict(settings, websocket.headers, websocket.cookies)
-        if found is instructor_auth.Verdict.MISSING:
-            refusal = (UNAUTHORIZED, "instructor sign-in needed")
-        elif found is not instructor_auth.Verdict.SIGNED_IN:
-            refusal = (FORBIDDEN, "that instructor token is not right")
+        refused = instructor_refusal(websocket, services.settings, services.limiters)
+        if refused is not None:
+            refusal = (_CLOSE_CODES[refused[0]], refused[1])
     await websocket.accept()
     if refusal is not None:
         await websocket.close(*refusal)

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from app.sandboxes.base import SandboxBackend, SandboxError, SandboxSpec, SandboxState
-from app.sandboxes.lifecycle import Transitions
+from app.sandboxes.transitions import Transitions
 
 log = logging.getLogger("labdeck.sandboxes")
 
@@ -146,7 +146,7 @@ class Admission:
     async def _create(self, job: CreationJob) -> None:
         error, note = "", ""
         for attempt in range(1, ATTEMPTS + 1):
-            if self.records.by_name(job.name) is None:
+            if await self.records.by_name(job.name) is None:
                 return  # reset or removed while it waited
             try:
                 # asyncio.timeout, not wait_for: wait_for in 3.11 can swallow a cancellation.
@@ -162,7 +162,7 @@ class Admission:
             except Exception as failure:  # a bug or an unexpected client error; keep the worker
                 log.exception("creating sandbox %s raised", job.name)
                 error = f"an unexpected {type(failure).__name__} (logged)"
-            if self.records.by_name(job.name) is None:
+            if await self.records.by_name(job.name) is None:
                 await self._discard(job.name)  # removed on purpose (reset, pool shrink) meanwhile
                 return
             log.warning(
@@ -171,9 +171,9 @@ class Admission:
             await self._discard(job.name)
             note = "The first try failed; trying once more."
             if attempt < ATTEMPTS:
-                self.transitions.set_state(job.name, SandboxState.CREATING, note)
+                await self.transitions.set_state(job.name, SandboxState.CREATING, note)
         log.error("sandbox %s could not be created, giving up: %s", job.name, error)
-        self.transitions.set_state(job.name, SandboxState.FAILED, failed_message(error))
+        await self.transitions.set_state(job.name, SandboxState.FAILED, failed_message(error))
 
     async def _follow(self, spec: SandboxSpec, note: str = "") -> bool:
         """Run the backend's creation, each stage mirrored in the row (with ``note`` until it is
@@ -182,11 +182,11 @@ class Admission:
         last: SandboxState | None = None
         try:
             async for stage in stages:
-                if self.records.by_name(spec.name) is None:
+                if await self.records.by_name(spec.name) is None:
                     return False
                 if stage is not last:
                     ready = stage is SandboxState.READY
-                    self.transitions.set_state(spec.name, stage, "" if ready else note)
+                    await self.transitions.set_state(spec.name, stage, "" if ready else note)
                 last = stage
         finally:
             close = getattr(stages, "aclose", None)

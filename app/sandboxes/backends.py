@@ -1,7 +1,10 @@
 """The sandbox backend chosen by name, as JupyterHub chooses its spawner class.
 
-Each backend is a package (or module) with ``async def connect(settings, workshop) ->
-Connection``. Adding one means a package and a line in ``BACKENDS``; nothing else changes."""
+Each backend is a package (or module) with two functions: ``async def connect(settings,
+workshop) -> Connection`` (everything the portal needs to make sandboxes) and ``async def
+connect_for_maintenance(settings) -> Connection`` (enough to list, stop and remove them, as the
+CLI does; raises ``SandboxError`` with a sentence when the engine does not answer). Adding a
+backend means a package and a line in ``BACKENDS``; nothing else changes."""
 
 from __future__ import annotations
 
@@ -22,4 +25,10 @@ async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
     its engine cannot be reached (the service retries)."""
     module = importlib.import_module(BACKENDS[settings.sandbox_backend])
     connection: Connection = await module.connect(settings, workshop)
+    return connection
+
+
+async def connect_for_maintenance(settings: Settings) -> Connection:
+    module = importlib.import_module(BACKENDS[settings.sandbox_backend])
+    connection: Connection = await module.connect_for_maintenance(settings)
     return connection

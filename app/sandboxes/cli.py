@@ -20,10 +20,8 @@ from app import db
 from app.config import Settings
 from app.events import EventHub
 from app.models import Attendee, Sandbox, utcnow
-from app.sandboxes import naming
-from app.sandboxes.base import SandboxError, SandboxInfo, SandboxStats
-from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.docker.engine import EngineUnavailable, docker_client
+from app.sandboxes import backends
+from app.sandboxes.base import Connection, SandboxError, SandboxInfo, SandboxStats
 from app.sandboxes.service import SandboxService, ServiceConfig
 
 console = Console()
@@ -31,33 +29,29 @@ sandboxes_app = typer.Typer(help="This instance's sandboxes.", no_args_is_help=T
 T = TypeVar("T")
 
 
-def offline_service(settings: Settings) -> SandboxService:
+async def offline_service(settings: Settings) -> tuple[SandboxService, Connection]:
     """A service that is never started: enough to list, remove and prune."""
     db.upgrade(settings.database_path)
     try:
-        docker_client(timeout=10).close()
-    except EngineUnavailable as error:
+        connection = await backends.connect_for_maintenance(settings)
+    except SandboxError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from error
-    # Listing, stats and removal need neither the runtime profile nor the network.
-    config = DockerBackendConfig(
-        instance=settings.instance, runtime="caps", network=naming.network_name(settings.instance)
-    )
     service_config = ServiceConfig.from_settings(settings, None)
-    return SandboxService(
-        db.make_engine(settings.database_path), EventHub(), service_config, DockerBackend(config)
-    )
+    database = db.Database(settings.database_path, workers=2)
+    service = SandboxService(database, EventHub(), service_config, connection.backend)
+    return service, connection
 
 
 def run(work: Callable[[SandboxService], Awaitable[T]]) -> T:
     async def with_service() -> T:
-        service = offline_service(Settings())
+        service, connection = await offline_service(Settings())
         try:
             return await work(service)
         finally:
-            backend = service.backend
-            if isinstance(backend, DockerBackend):
-                await backend.aclose()
+            if connection.close is not None:
+                await connection.close()
+            service.records.database.close()
 
     return asyncio.run(with_service())
 
@@ -79,9 +73,12 @@ def mebibytes(count: int) -> str:
     return f"{count / 2**20:.0f} MiB"
 
 
-def attendee_names(service: SandboxService) -> dict[int, str]:
-    with Session(service.records.engine) as session:
-        return {a.id: a.name for a in session.exec(select(Attendee)) if a.id is not None}
+async def attendee_names(service: SandboxService) -> dict[int, str]:
+    return await service.records.database.run(_attendee_names)
+
+
+def _attendee_names(session: Session) -> dict[int, str]:
+    return {a.id: a.name for a in session.exec(select(Attendee)) if a.id is not None}
 
 
 async def stats_of(service: SandboxService, names: list[str]) -> dict[str, SandboxStats]:
@@ -111,11 +108,11 @@ def list_sandboxes() -> None:
     """List sandboxes: name, attendee, state, age, idle time and memory in use."""
 
     async def work(service: SandboxService) -> None:
-        rows = {row.container_name: row for row in service.records.all()}
+        rows = {row.container_name: row for row in await service.records.all()}
         containers = {info.name: info for info in await service.backend.list()}
         names = sorted(set(rows) | set(containers))
         stats = await stats_of(service, [n for n in names if n in containers])
-        people, now = attendee_names(service), utcnow()
+        people, now = await attendee_names(service), utcnow()
         table = Table(title=f"Sandboxes of instance {service.config.instance}")
         for column in ("name", "attendee", "state", "age", "idle", "memory"):
             table.add_column(column)
@@ -142,7 +139,7 @@ def remove_sandbox(name: str = typer.Argument(..., help="The sandbox's container
     """Remove one sandbox: its container, its engine volume (images) and its database row."""
 
     async def work(service: SandboxService) -> bool:
-        known = service.records.by_name(name) is not None
+        known = await service.records.by_name(name) is not None
         known = known or any(info.name == name for info in await service.backend.list())
         if known:
             await service.remove(name)

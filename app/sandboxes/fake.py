@@ -244,3 +244,7 @@ async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
     """The ``fake`` backend by name (``LABDECK_SANDBOX_BACKEND=fake``): sandboxes that are
     ready at once and answer every command with success. No engine, no isolation: demos only."""
     return Connection(backend=FakeBackend())
+
+
+async def connect_for_maintenance(settings: Settings) -> Connection:
+    return Connection(backend=FakeBackend())

@@ -50,9 +50,9 @@ class WarmPool:
         self._last_hand_out = 0.0
         self.refill_quiet = REFILL_QUIET_SECONDS
 
-    def hand_out(self, attendee_id: int) -> Sandbox | None:
+    async def hand_out(self, attendee_id: int) -> Sandbox | None:
         """Give the attendee a pool sandbox (ready, else one being made), or None when empty."""
-        row = self.records.claim_unassigned(attendee_id, HAND_OUT_ORDER)
+        row = await self.records.claim_unassigned(attendee_id, HAND_OUT_ORDER)
         if row is not None:
             self._last_hand_out = time.monotonic()
             self.lifecycle.transitions.publish(row)
@@ -68,8 +68,10 @@ class WarmPool:
     def request_refill(self) -> None:
         self._wakeup.set()
 
-    def counts(self) -> dict[str, int]:
-        rows = self.records.unassigned()
+    def counts_of(self, rows: list[Sandbox]) -> dict[str, int]:
+        """The pool's figures among ``rows`` (every sandbox row of the instance)."""
+        workshop = self.records.workshop
+        rows = [row for row in rows if row.attendee_id is None and row.workshop == workshop]
         return {
             "size": self.size,
             "ready": sum(row.state == SandboxState.READY for row in rows),
@@ -79,7 +81,7 @@ class WarmPool:
     async def refill(self) -> int:
         """Bring the pool to ``size``: drop broken ones, queue missing ones, shrink extras.
         Returns how many creations were queued."""
-        rows = self.records.unassigned()
+        rows = await self.records.unassigned()
         broken = [row for row in rows if row.state not in (SandboxState.READY, *IN_PROGRESS)]
         for row in broken:
             await self.lifecycle.discard_unassigned(row.container_name)
@@ -97,7 +99,7 @@ class WarmPool:
         missing = self.size - len(live)
         for _ in range(missing):
             spec = self.new_spec()
-            self.records.add(spec.name, None)
+            await self.records.add(spec.name, None)
             self.admission.submit(spec)
         return missing
 

@@ -47,8 +47,8 @@ async def reconcile(
     """Compare every row with the engine's sandboxes of this instance and settle each one."""
     report = ReconcileReport()
     containers = {info.name: info for info in await lifecycle.backend.list()}
-    for row in lifecycle.records.all():
-        _settle_row(
+    for row in await lifecycle.records.all():
+        await _settle_row(
             row, containers.pop(row.container_name, None), lifecycle, admission, spec_for, report
         )
     cutoff = (now or utcnow()) - timedelta(seconds=grace)
@@ -62,7 +62,7 @@ async def reconcile(
     return report
 
 
-def _settle_row(
+async def _settle_row(
     row: Sandbox,
     info: SandboxInfo | None,
     lifecycle: Lifecycle,
@@ -73,20 +73,20 @@ def _settle_row(
     name, transitions = row.container_name, lifecycle.transitions
     if row.state in IN_PROGRESS:
         # The backend's create is a no-op for a running sandbox and starts a stopped one.
-        transitions.set_state(name, SandboxState.QUEUED)
+        await transitions.set_state(name, SandboxState.QUEUED)
         admission.submit(spec_for(row), row.attendee_id)
         report.resumed.append(name)
     elif info is None:
         if row.attendee_id is None:
-            lifecycle.records.delete(name)
+            await lifecycle.records.delete(name)
             report.dropped.append(name)
         elif row.state != SandboxState.FAILED:
-            transitions.set_state(name, SandboxState.MISSING)
+            await transitions.set_state(name, SandboxState.MISSING)
             report.missing.append(name)
     elif info.state in RUNNING:
         if row.state != SandboxState.READY:
-            transitions.set_state(name, SandboxState.READY)
+            await transitions.set_state(name, SandboxState.READY)
         report.adopted.append(name)
     elif row.state == SandboxState.READY:
-        transitions.set_state(name, SandboxState.STOPPED, info.message)
+        await transitions.set_state(name, SandboxState.STOPPED, info.message)
         report.stopped.append(name)

@@ -34,16 +34,12 @@ from app.sandboxes.base import (
     SandboxUnavailable,
 )
 from app.sandboxes.disconnected import Disconnected
-from app.sandboxes.lifecycle import (
-    KeyedLocks,
-    Lifecycle,
-    SandboxRecords,
-    Transitions,
-    default_message,
-)
+from app.sandboxes.lifecycle import KeyedLocks, Lifecycle
 from app.sandboxes.naming import sandbox_name
 from app.sandboxes.pool import WarmPool
 from app.sandboxes.reconcile import ORPHAN_GRACE_SECONDS, ReconcileReport, reconcile
+from app.sandboxes.records import SandboxRecords
+from app.sandboxes.transitions import Transitions, default_message
 
 log = logging.getLogger("labdeck.sandboxes")
 
@@ -145,7 +141,7 @@ class SandboxService:
         backend: SandboxBackend | None = None,
     ) -> None:
         self.config = config
-        self.records = SandboxRecords(database.engine, config.workshop)
+        self.records = SandboxRecords(database, config.workshop)
         self.transitions = Transitions(self.records, events)
         placeholder = backend or Disconnected(ENGINE_WAIT_MESSAGE)
         self.lifecycle = Lifecycle(
@@ -180,15 +176,13 @@ class SandboxService:
     async def ensure_for(self, attendee_id: int) -> SandboxView:
         """Make sure the attendee has, or is queued for, a sandbox; returns at once."""
         async with self._attendee_locks(attendee_id):
-            row = self.records.for_attendee(attendee_id)
+            row = await self.records.for_attendee(attendee_id)
             if row is None:
-                row = (self.connected and self.pool.hand_out(attendee_id)) or self._queue_new(
-                    attendee_id
-                )
+                row = await self._hand_out_or_queue(attendee_id)
             elif self.connected and row.state == SandboxState.STOPPED:
                 self._start_in_background(row.container_name)
             elif self.connected and row.state == SandboxState.MISSING:
-                row = self._queue_again(row)
+                row = await self._queue_again(row)
         self.touch(attendee_id)
         return self._view(row)
 
@@ -211,7 +205,7 @@ class SandboxService:
                     raise SandboxUnavailable(self.problem or ENGINE_WAIT_MESSAGE)
                 continue
             await self.ensure_for(attendee_id)
-            row = self.records.for_attendee(attendee_id)
+            row = await self.records.for_attendee(attendee_id)
             if row is None:
                 continue  # reset meanwhile
             changed = self.transitions.waiter(row.container_name)
@@ -223,7 +217,7 @@ class SandboxService:
                 if retried_failed:
                     raise SandboxUnavailable(row.message or "Your sandbox could not be created.")
                 async with self._attendee_locks(attendee_id):
-                    self._queue_again(row)
+                    await self._queue_again(row)
                 retried_failed = True
                 continue
             if not await _wait(changed, deadline):
@@ -236,27 +230,27 @@ class SandboxService:
     # -- for the instructor and the CLI --------------------------------------------------
 
     def view(self, attendee_id: int) -> SandboxView | None:
-        row = self.records.for_attendee(attendee_id)
+        """The attendee's sandbox as their page shows it; None when none was asked for. Blocks:
+        for plain ``def`` routes (in a thread)."""
+        row = self.records.for_attendee_now(attendee_id)
         return None if row is None else self._view(row)
 
     async def reset(self, attendee_id: int) -> SandboxView:
         """Remove the attendee's sandbox (files, images and all) and give them a fresh one."""
         async with self._attendee_locks(attendee_id):
-            row = self.records.for_attendee(attendee_id)
+            row = await self.records.for_attendee(attendee_id)
             if row is not None:
                 self.admission.cancel(row.container_name)
                 await self.lifecycle.remove(
                     row.container_name, "Your sandbox was reset; a fresh one is on its way."
                 )
-            fresh = (self.connected and self.pool.hand_out(attendee_id)) or self._queue_new(
-                attendee_id
-            )
+            fresh = await self._hand_out_or_queue(attendee_id)
         log.info("reset the sandbox of attendee %s", attendee_id)
         return self._view(fresh)
 
     async def stop(self, attendee_id: int) -> None:
         """Stop it now, files and images kept; it starts again when the attendee returns."""
-        row = self.records.for_attendee(attendee_id)
+        row = await self.records.for_attendee(attendee_id)
         if row is not None and row.state == SandboxState.READY:
             await self.lifecycle.stop(
                 row.container_name, "Stopped by the instructor; it starts again when you use it."
@@ -265,7 +259,7 @@ class SandboxService:
     async def release(self, attendee_id: int) -> None:
         """Remove the attendee's sandbox, if any, and forget it (a join that did not finish)."""
         async with self._attendee_locks(attendee_id):
-            row = self.records.for_attendee(attendee_id)
+            row = await self.records.for_attendee(attendee_id)
             if row is not None:
                 self.admission.cancel(row.container_name)
                 await self.lifecycle.remove(row.container_name)
@@ -277,16 +271,21 @@ class SandboxService:
     async def prune(self, everything: bool = False) -> list[str]:
         return await self.lifecycle.prune(everything)
 
+    async def pool_counts(self) -> dict[str, int]:
+        """The warm pool's size, and how many of its sandboxes are ready and on their way."""
+        return self.pool.counts_of(await self.records.all())
+
     def set_warm_pool_size(self, size: int) -> None:
         self.pool.resize(size)
 
     def class_view(self) -> ClassView:
-        rows = self.records.all()
+        """Blocks: for plain ``def`` routes and threads."""
+        rows = self.records.all_now()
         return ClassView(
             connected=self.connected,
             problem=self.problem,
             sandboxes={row.attendee_id: self._view(row) for row in rows if row.attendee_id},
-            warm_pool=self.pool.counts(),
+            warm_pool=self.pool.counts_of(rows),
             waiting=self.admission.waiting,
             creating=self.admission.running,
         )
@@ -353,7 +352,7 @@ class SandboxService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.admission.close()
-        self.lifecycle.activity.flush(self.records)
+        self.lifecycle.activity.flush_now(self.records)
         for callback in self._on_close:
             await callback()
         self._connected.clear()
@@ -374,17 +373,21 @@ class SandboxService:
         spec = self._new_spec(row.attendee_id)
         return replace(spec, name=row.container_name, workshop=row.workshop or spec.workshop)
 
-    def _queue_new(self, attendee_id: int) -> Sandbox:
+    async def _hand_out_or_queue(self, attendee_id: int) -> Sandbox:
+        handed = await self.pool.hand_out(attendee_id) if self.connected else None
+        return handed or await self._queue_new(attendee_id)
+
+    async def _queue_new(self, attendee_id: int) -> Sandbox:
         spec = self._new_spec(attendee_id)
-        row = self.records.add(spec.name, attendee_id)
+        row = await self.records.add(spec.name, attendee_id)
         self.admission.submit(spec, attendee_id)
         return row
 
-    def _queue_again(self, row: Sandbox) -> Sandbox:
+    async def _queue_again(self, row: Sandbox) -> Sandbox:
         """Make a failed or missing sandbox again under the same name (a stopped container
         of that name is started instead, files intact)."""
         now = utcnow()
-        updated = self.records.update(
+        updated = await self.records.update(
             row.container_name, state="queued", message=None, created_at=now, ready_at=None
         )
         self.admission.submit(self._spec_for(row), row.attendee_id)
@@ -407,13 +410,13 @@ class SandboxService:
         state = found[0].state if found else SandboxState.MISSING
         if state in ALIVE:
             return True
-        row = self.records.by_name(name)
+        row = await self.records.by_name(name)
         if row is not None and row.state == SandboxState.READY:
             message = found[0].message if found else ""
             log.info("sandbox %s turned %s behind our back %s", name, state, message)
             if state != SandboxState.MISSING:
                 state = SandboxState.STOPPED  # an exited or dead container: start it again
-            self.transitions.set_state(name, state, message)
+            await self.transitions.set_state(name, state, message)
         return False
 
     def _view(self, row: Sandbox) -> SandboxView:

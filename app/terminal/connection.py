@@ -47,6 +47,10 @@ class TerminalConnection:
         self._pending_input = bytearray()
         self._keys_flow = False  # once the attach has its TTY in raw mode (see below)
         self._send_lock = asyncio.Lock()
+        # The attendee's own page sets the shell's size and says so (``on_resize``); a watcher
+        # (``follows_attendee``) takes the attendee's size instead (app/terminal/sizes.py).
+        self.on_resize: Callable[[TerminalSize], None] | None = None
+        self.follows_attendee = False
 
     # -- page -> sandbox
 
@@ -63,16 +67,31 @@ class TerminalConnection:
         if isinstance(message, Keys):
             await self._type(message.data)
         elif isinstance(message, Resize):
-            self.size = message.size
-            self.size_known.set()
-            if self._tty is not None:
-                await self._tty.resize(message.size.cols, message.size.rows)
+            await self._page_resized(message.size)
         elif message.kind == "pause":
             await self.output.pause()
         elif message.kind == "resume":
             await self.output.resume()
         elif message.kind == "ping":
             await self.send_json({"type": "pong"})
+
+    async def _page_resized(self, size: TerminalSize) -> None:
+        if self.follows_attendee and self.size_known.is_set():
+            return  # the attendee's size rules; the page scales to it
+        self.size = size
+        self.size_known.set()
+        if self.on_resize is not None:
+            self.on_resize(size)
+        if self._tty is not None:
+            await self._tty.resize(size.cols, size.rows)
+
+    async def follow_size(self, size: TerminalSize) -> None:
+        """A watcher takes the attendee's size: its attach, and its page (told to draw it)."""
+        self.size = size
+        self.size_known.set()
+        if self._tty is not None:
+            await self._tty.resize(size.cols, size.rows)
+        await self.send_json({"type": "size", "cols": size.cols, "rows": size.rows})
 
     async def _type(self, data: bytes) -> None:
         if not self.writable or not data:

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocketState
 from app.events import EventHub, attendee_topic
 from app.routes.ws_auth import SANDBOX_UNAVAILABLE
 from app.sandboxes.base import SandboxBackend, SandboxError, SandboxGone, SandboxUnavailable
+from app.terminal import sizes
 from app.terminal.connection import NORMAL_CLOSURE, ShellEnded, TerminalConnection
 from app.terminal.frames import FrameRefused
 from app.terminal.session import attach_command
@@ -65,14 +66,23 @@ async def serve_terminal(
     attendee_id: int,
     *,
     writable: bool = True,
+    watching: bool = False,
 ) -> None:
     """Serve an accepted websocket as ``attendee_id``'s terminal until either side ends, then
-    close it with the code that says why (see docs/terminal-protocol.md). Never raises."""
+    close it with the code that says why (see docs/terminal-protocol.md). Never raises.
+    ``watching``: the instructor's view, which takes the attendee's size (app/terminal/sizes.py)."""
     connection = TerminalConnection(
         websocket, writable=writable, on_input=lambda: sandboxes.touch(attendee_id)
     )
+    connection.follows_attendee = watching
+    if not watching:
+        connection.on_resize = lambda size: sizes.attendee_resized(events, attendee_id, size)
     receiving = asyncio.create_task(connection.receive_forever())
-    serving = asyncio.create_task(_attach_and_pump(connection, sandboxes, events, attendee_id))
+    serving = asyncio.create_task(
+        _following(connection, sandboxes, events, attendee_id)
+        if watching
+        else _attach_and_pump(connection, sandboxes, events, attendee_id)
+    )
     done, _ = await asyncio.wait({receiving, serving}, return_when=asyncio.FIRST_COMPLETED)
     for task in (receiving, serving):
         task.cancel()
@@ -96,6 +106,17 @@ async def _attach_and_pump(
         await tty.resize(connection.size.cols, connection.size.rows)
     await connection.send_status("connected", f"Connected to {name}.", sandbox=name)
     await connection.pump_output(tty)
+
+
+async def _following(
+    connection: TerminalConnection, sandboxes: Sandboxes, events: EventHub, attendee_id: int
+) -> None:
+    """The instructor's view: the attendee's size first (when known), then every change."""
+    known = sizes.attendee_size(events, attendee_id)
+    if known is not None:
+        await connection.follow_size(known)
+    async with sizes.following_attendee(events, attendee_id, connection.follow_size):
+        await _attach_and_pump(connection, sandboxes, events, attendee_id)
 
 
 async def _wait_for_sandbox(

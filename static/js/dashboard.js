@@ -127,27 +127,21 @@
     badge.textContent = text;
   }
 
-  function connect(delay, isReconnect) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(scheme + "//" + location.host + "/ws/instructor");
-    socket.addEventListener("open", () => {
-      delay = 1000;
-      setLive("live", "live");
-      if (isReconnect) resync();
-    });
-    socket.addEventListener("message", (event) => {
-      let message;
-      try { message = JSON.parse(event.data); } catch (_) { return; }
-      if (message.type === "update") applyUpdate(message);
-      else if (message.type === "resync") resync();
-    });
-    socket.addEventListener("close", (closed) => {
-      if (closed.code === UNAUTHORIZED || closed.code === FORBIDDEN) {
-        setLive("off", "signed out: reload the page");
-        return;
-      }
-      setLive("off", "reconnecting…");
-      setTimeout(() => connect(Math.min(delay * 2, 15000), true), delay);
+  function connect() {
+    window.labdeckSocket("/ws/instructor", {
+      finalCodes: [UNAUTHORIZED, FORBIDDEN],
+      onOpen(socket, isReconnect) {
+        setLive("live", "live");
+        if (isReconnect) resync();
+      },
+      onMessage(event) {
+        let message;
+        try { message = JSON.parse(event.data); } catch (_) { return; }
+        if (message.type === "update") applyUpdate(message);
+        else if (message.type === "resync") resync();
+      },
+      onRetry() { setLive("off", "reconnecting…"); },
+      onFinal() { setLive("off", "signed out: reload the page"); },
     });
   }
 
@@ -183,40 +177,96 @@
     });
   }
 
-  // One action menu (template#row-actions) serves every row: "ID" and "NAME" are filled in.
-  function closeMenus() {
-    document.querySelectorAll("#grid-body .menu").forEach((menu) => menu.remove());
+  // One action menu (template#row-actions) serves every row: "ID" and "NAME" are filled in. It
+  // lives in <body> with position: fixed beside its button, so neither the next row nor the
+  // grid's scroll box clips it; arrows move between its items, Escape or Tab closes it.
+  let openMenuState = null;
+
+  function closeMenus(returnFocus) {
+    if (!openMenuState) return;
+    const { menu, button } = openMenuState;
+    openMenuState = null;
+    menu.remove();
+    button.setAttribute("aria-expanded", "false");
+    if (returnFocus && button.isConnected) button.focus();
   }
 
-  function openMenu(button) {
-    const row = button.closest("tr");
-    const template = byId("row-actions");
-    if (!row || !template) return;
-    const menu = template.content.firstElementChild.cloneNode(true);
+  function fillMenu(menu, row) {
     const id = row.dataset.attendee;
     const name = row.querySelector(".name").textContent;
+    menu.setAttribute("aria-label", menu.getAttribute("aria-label").replace("NAME", name));
     menu.querySelectorAll("[href]").forEach((link) => { link.href = link.getAttribute("href").replace("ID", id); });
     menu.querySelectorAll("[data-action]").forEach((item) => {
       item.dataset.action = item.dataset.action.replace("ID", id);
       if (item.dataset.confirm) item.dataset.confirm = item.dataset.confirm.replace("NAME", name);
       if (item.dataset.if === "hand" && row.dataset.hand === "0") item.remove();
     });
-    button.after(menu);
+  }
+
+  function placeMenu(menu, button) {
+    const spot = button.getBoundingClientRect();
+    menu.style.left = Math.max(4, Math.min(spot.left, window.innerWidth - menu.offsetWidth - 4)) + "px";
+    const below = spot.bottom + 2;
+    const fits = below + menu.offsetHeight <= window.innerHeight - 4;
+    menu.style.top = (fits ? below : Math.max(4, spot.top - menu.offsetHeight - 2)) + "px";
+  }
+
+  function menuItems() {
+    return openMenuState ? Array.from(openMenuState.menu.querySelectorAll('[role="menuitem"]')) : [];
+  }
+
+  function openMenu(button) {
+    const row = button.closest("tr");
+    const template = byId("row-actions");
+    if (!row || !template) return;
+    closeMenus(false);
+    const menu = template.content.firstElementChild.cloneNode(true);
+    fillMenu(menu, row);
+    menu.querySelectorAll('[role="menuitem"]').forEach((item) => { item.tabIndex = -1; });
+    document.body.appendChild(menu);
+    placeMenu(menu, button);
+    button.setAttribute("aria-expanded", "true");
+    openMenuState = { menu, button };
+    menuItems()[0].focus();
+  }
+
+  function moveInMenu(event) {
+    const items = menuItems();
+    const at = items.indexOf(document.activeElement);
+    const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+    if (step) {
+      event.preventDefault();
+      items[(at + step + items.length) % items.length].focus();
+    } else if (event.key === "Home" || event.key === "End") {
+      event.preventDefault();
+      items[event.key === "Home" ? 0 : items.length - 1].focus();
+    } else if (event.key === "Escape") {
+      closeMenus(true);
+    } else if (event.key === "Tab") {
+      closeMenus(true);
+    }
   }
 
   document.addEventListener("click", (event) => {
     const opener = event.target.closest(".row-menu");
-    const open = opener && opener.nextElementSibling && opener.nextElementSibling.classList.contains("menu");
-    if (!event.target.closest(".menu")) closeMenus();
-    if (opener && !open) { openMenu(opener); return; }
+    const wasOpen = opener && openMenuState && openMenuState.button === opener;
+    const item = event.target.closest(".row-actions [role=menuitem]");
+    if (!item) closeMenus(false);
+    if (opener && !wasOpen) { openMenu(opener); return; }
+    if (item && item.tagName === "A") { closeMenus(false); return; }  // the link opens as usual
     const button = event.target.closest("button[data-action]");
     if (!button) return;
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-    closeMenus();
+    closeMenus(false);
     post(button.dataset.action, new FormData());
   });
 
-  document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeMenus(); });
+  document.addEventListener("keydown", (event) => {
+    if (openMenuState && openMenuState.menu.contains(document.activeElement)) moveInMenu(event);
+    else if (event.key === "Escape") closeMenus(true);
+  });
+  window.addEventListener("resize", () => closeMenus(false));
+  document.addEventListener("scroll", () => closeMenus(false), true);
 
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-action-form]");
@@ -250,5 +300,5 @@
   restoreView();
   applyView();
   setInterval(refreshTimes, 30000);  // local clock only: no request
-  connect(1000, false);
+  connect();
 })();

@@ -28,15 +28,27 @@
     return plainFetch(resource, options);
   };
 
+  // The broadcast shows twice on a lesson page: the toast (#broadcast, server-rendered) and a
+  // line above the terminal, its text copied from the toast.
+  function mirrorBroadcast() {
+    const line = document.getElementById("workbench-broadcast");
+    if (!line) return;
+    const text = document.querySelector("#broadcast .broadcast-text");
+    line.textContent = text ? "From the instructor: " + text.textContent : "";
+    line.hidden = !text;
+  }
+
   function showBroadcast(event) {
     const box = document.getElementById("broadcast");
     if (!box || !event.html) return;
     box.innerHTML = event.html;  // rendered and escaped by the server (_partials/broadcast.html)
+    mirrorBroadcast();
   }
 
   function hideDismissedBroadcast() {
     const shown = document.querySelector("#broadcast .broadcast-message");
     if (shown && sessionStorage.getItem(DISMISSED) === shown.dataset.id) shown.remove();
+    mirrorBroadcast();
   }
 
   function refreshHand() {
@@ -72,18 +84,14 @@
   window.labdeckEvents.on("hand", refreshHand);
   window.labdeckEvents.on("lessons", reloadWhenLessonOpens);
 
-  function connect(delay) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(scheme + "//" + location.host + "/ws/events");
-    socket.addEventListener("open", () => { delay = 1000; });
-    socket.addEventListener("message", (message) => {
-      let event;
-      try { event = JSON.parse(message.data); } catch (_) { return; }
-      if (event && typeof event.type === "string") dispatch(event);
-    });
-    socket.addEventListener("close", (closed) => {
-      if (closed.code === UNAUTHORIZED) return;
-      setTimeout(() => connect(Math.min(delay * 2, 15000)), delay);
+  function connect() {
+    window.labdeckSocket("/ws/events", {
+      finalCodes: [UNAUTHORIZED],
+      onMessage(message) {
+        let event;
+        try { event = JSON.parse(message.data); } catch (_) { return; }
+        if (event && typeof event.type === "string") dispatch(event);
+      },
     });
   }
 
@@ -92,8 +100,20 @@
     if (!button) return;
     const message = button.closest(".broadcast-message");
     if (message) { sessionStorage.setItem(DISMISSED, message.dataset.id); message.remove(); }
+    mirrorBroadcast();
+  });
+
+  // The attendee's resume link (attendee_nav.html): Copy puts it on the clipboard.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".copy-resume");
+    if (!button) return;
+    const field = document.querySelector(button.dataset.copy);
+    field.select();
+    const done = () => { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(field.value).then(done, () => {});
+    else { try { document.execCommand("copy"); done(); } catch (_) { /* selected: Ctrl+C works */ } }
   });
 
   hideDismissedBroadcast();
-  connect(1000);
+  connect();
 })();

@@ -1,5 +1,6 @@
-// Lesson page behaviour: Copy and Run buttons on code blocks.
-// Run hands the command to the terminal (static/js/terminal.js registers window.labdeckTerminal).
+// Lesson page behaviour: Copy and Run buttons on code blocks, and on phones the switch between
+// the lesson and the terminal (Run shows the terminal). Run hands the command to the terminal
+// (static/js/terminal.js registers window.labdeckTerminal).
 (function () {
   "use strict";
 
@@ -27,8 +28,38 @@
     const terminal = window.labdeckTerminal;
     const command = button.dataset.command || "";
     if (!terminal) { copyText(command, button); return; }
+    showView("terminal");
     terminal.run(command, button.dataset.interrupt === "true");
   }
+
+  // -- phones: the lesson and the terminal take turns (the bar only shows on narrow screens) --
+
+  const VIEW_KEY = "labdeck-view";
+
+  function showView(view) {
+    const layout = document.querySelector(".lesson-layout");
+    if (!layout) return;
+    layout.dataset.view = view;
+    document.querySelectorAll(".view-switch [data-view]").forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.dataset.view === view));
+    });
+    try { sessionStorage.setItem(VIEW_KEY, view); } catch (_) { /* storage off: fine */ }
+  }
+
+  function restoreView() {
+    let view = "lesson";
+    try { view = sessionStorage.getItem(VIEW_KEY) || "lesson"; } catch (_) { /* fine */ }
+    showView(view);
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".view-switch [data-view]");
+    if (!button) return;
+    showView(button.dataset.view);
+    if (button.dataset.view === "terminal" && window.labdeckTerminalSession) window.labdeckTerminalSession.term.focus();
+  });
+  document.addEventListener("labdeck:leave-terminal", () => showView("lesson"));
+  restoreView();
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest(".code-block button");

@@ -22,11 +22,6 @@
   const LOW_WATER = 64 * 1024;
   const INTERRUPT_PAUSE_MS = 150; // lets a program die of Ctrl-C before the command's keys
 
-  function socketUrl(path) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + location.host + path;
-  }
-
   function el(tag, className, text) {
     const node = document.createElement(tag);
     node.className = className;
@@ -54,26 +49,24 @@
       this.element = element;
       this.path = options.socket || "/ws/terminal";
       this.readOnly = Boolean(options.readOnly);
+      // The instructor's view: the attendee's size rules their shell; this page draws the same
+      // grid and scales it to its own space (letterboxed) instead of resizing the shell.
+      this.followsSize = Boolean(options.followsSize);
+      this.followed = null;
       this.encoder = new TextEncoder();
-      this.socket = null;
-      this.attempt = 0;
-      this.retryTimer = null;
+      this.line = null;
+      this.countdownTimer = null;
       this.pingTimer = null;
       this.freshConnection = true;
       this.unparsed = 0;
       this.paused = false;
       this.queued = [];
-      this.final = false;
       this.lastHeard = Date.now();
       this.lastWord = "";
       this.buildParts();
       this.openTerminal();
       this.watchSize();
       this.connect();
-      window.addEventListener("online", () => this.reconnectNow());
-      document.addEventListener("visibilitychange", () => {
-        if (document.visibilityState === "visible") this.reconnectNow();
-      });
     }
 
     // -- the page parts -------------------------------------------------------------------
@@ -138,6 +131,9 @@
         disableStdin: this.readOnly,
         scrollback: 10000,
         fontSize: 14,
+        // At a line height of 1.0 the row clips what hangs below the baseline: "_" vanished
+        // (BEFORE_RESTART read "BEFORE RESTART"). A little room keeps every glyph whole.
+        lineHeight: 1.2,
         fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
         theme: { background: "#0f172a" },
       });
@@ -145,7 +141,9 @@
       this.term.loadAddon(this.fitAddon);
       this.term.open(this.element);
       this.term.attachCustomKeyEventHandler((event) => this.onKey(event));
-      this.term.onResize((size) => this.sendControl({ type: "resize", cols: size.cols, rows: size.rows }));
+      this.term.onResize((size) => {
+        if (!this.followed) this.sendControl({ type: "resize", cols: size.cols, rows: size.rows });
+      });
       if (!this.readOnly) {
         this.term.onData((data) => this.sendKeys(this.encoder.encode(data)));
         this.term.onBinary((data) => this.sendKeys(Uint8Array.from(data, (c) => c.charCodeAt(0) & 255)));
@@ -154,6 +152,12 @@
     }
 
     onKey(event) {
+      // F6 leaves the terminal (it keeps Tab for the shell): back to the lesson, or the page.
+      if (event.type === "keydown" && event.key === "F6") {
+        event.preventDefault();
+        this.leave();
+        return false;
+      }
       // Ctrl+Shift+C/V copy and paste; plain Ctrl+C stays the shell's interrupt.
       if (event.type !== "keydown" || !event.ctrlKey || !event.shiftKey) return true;
       if (event.code === "KeyC") {
@@ -171,6 +175,13 @@
         return false;
       }
       return true;
+    }
+
+    leave() {
+      this.term.blur();
+      document.dispatchEvent(new CustomEvent("labdeck:leave-terminal"));
+      const target = document.getElementById("lesson") || document.getElementById("main");
+      if (target) target.focus();
     }
 
     watchSize() {
@@ -191,28 +202,59 @@
 
     fit() {
       if (!this.fitAddon || !this.element.offsetParent) return; // hidden: nothing to measure
+      if (this.followed) { this.scaleToFit(); return; }
       try { this.fitAddon.fit(); } catch (error) { /* not laid out yet */ }
     }
 
-    // -- the connection -------------------------------------------------------------------
+    follow(cols, rows) {
+      if (!this.followsSize) return;
+      this.followed = { cols, rows };
+      if (this.term.cols !== cols || this.term.rows !== rows) this.term.resize(cols, rows);
+      this.element.dataset.followed = cols + "x" + rows;
+      this.scaleToFit();
+    }
+
+    scaleToFit() {
+      const grid = this.element.querySelector(".xterm");
+      const screen = this.element.querySelector(".xterm-screen");
+      if (!grid || !screen) return;
+      grid.style.transform = "";
+      const scale = Math.min(1, this.element.clientWidth / screen.offsetWidth,
+        this.element.clientHeight / screen.offsetHeight);
+      grid.style.transformOrigin = "top left";
+      grid.style.transform = scale < 1 ? "scale(" + scale + ")" : "";
+    }
+
+    // -- the connection (static/js/socket.js reconnects) ----------------------------------
+
+    get socket() {
+      return this.line ? this.line.socket : null;
+    }
 
     connect() {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
+      this.line = window.labdeckSocket(this.path, {
+        binaryType: "arraybuffer",
+        finalCodes: Object.keys(FINAL).map(Number),
+        firstDelayMs: BACKOFF_FIRST_MS,
+        maxDelayMs: BACKOFF_MAX_MS,
+        resetOnOpen: false, // only an attached shell counts: the server may accept, then refuse
+        onConnecting: (isRetry) => this.onConnecting(isRetry),
+        onOpen: (socket) => this.onOpen(socket),
+        onMessage: (message) => this.onMessage(message),
+        onRetry: (delay) => this.onRetry(delay),
+        onFinal: (event) => this.onFinal(event),
+      });
+    }
+
+    onConnecting(isRetry) {
+      clearTimeout(this.countdownTimer);
       this.freshConnection = true;
       this.paused = false;
       this.unparsed = 0;
-      this.setStatus(this.attempt ? "Reconnecting…" : "Connecting to your sandbox…", { state: "connecting" });
-      const socket = new WebSocket(socketUrl(this.path));
-      socket.binaryType = "arraybuffer";
-      this.socket = socket;
-      socket.addEventListener("open", () => this.onOpen(socket));
-      socket.addEventListener("message", (message) => this.onMessage(socket, message));
-      socket.addEventListener("close", (event) => this.onClose(socket, event));
+      this.setStatus(isRetry ? "Reconnecting…" : "Connecting to your sandbox…", { state: "connecting" });
     }
 
     onOpen(socket) {
-      if (socket !== this.socket) return;
       this.lastHeard = Date.now();
       this.sendControl({ type: "resize", cols: this.term.cols, rows: this.term.rows });
       this.queued.splice(0).forEach((bytes) => socket.send(bytes));
@@ -223,15 +265,13 @@
     keepAlive(socket) {
       if (socket !== this.socket) return;
       if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
-        socket.close(); // a silent network drop: browsers may not notice for minutes
-        this.onClose(socket, { code: 1006, reason: "no answer" });
+        this.line.drop(); // a silent network drop: browsers may not notice for minutes
         return;
       }
       this.sendControl({ type: "ping" });
     }
 
-    onMessage(socket, message) {
-      if (socket !== this.socket) return;
+    onMessage(message) {
       this.lastHeard = Date.now();
       if (typeof message.data === "string") {
         this.onControl(message.data);
@@ -263,9 +303,10 @@
     onControl(text) {
       let message;
       try { message = JSON.parse(text); } catch (error) { return; }
+      if (message.type === "size") { this.follow(message.cols, message.rows); return; }
       if (message.type !== "status") return; // "pong" only proves the line is alive
       if (message.state === "connected") {
-        this.attempt = 0;
+        this.line.healthy();
         this.setStatus("");
         this.showSandboxState("ready", "ready");
         return;
@@ -276,59 +317,39 @@
       this.showSandboxState(message.state, message.state);
     }
 
-    onClose(socket, event) {
-      if (socket !== this.socket) return;
-      this.socket = null;
+    onFinal(event) {
       clearInterval(this.pingTimer);
-      if (FINAL[event.code]) {
-        this.final = true;
-        this.setStatus(FINAL[event.code], { state: "closed" });
-        return;
-      }
+      this.setStatus(FINAL[event.code], { state: "closed" });
+    }
+
+    onRetry(delay) {
+      clearInterval(this.pingTimer);
       const why = this.lastWord || "Connection lost.";
       this.lastWord = "";
-      this.scheduleReconnect(this.backoff(), why);
-    }
-
-    backoff() {
-      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
-      this.attempt += 1;
-      return base * (0.75 + Math.random() * 0.5); // jitter: a class does not reconnect in step
-    }
-
-    scheduleReconnect(delay, why) {
       const due = Date.now() + delay;
-      const tick = () => {
+      const tick = () => { // the countdown only: socket.js reconnects
         const seconds = Math.ceil((due - Date.now()) / 1000);
-        if (seconds <= 0) { this.connect(); return; }
+        if (seconds <= 0) return;
         this.setStatus(why + " Reconnecting in " + seconds + " s…", { retry: true, state: "waiting" });
-        this.retryTimer = setTimeout(tick, Math.min(1000, due - Date.now()));
+        this.countdownTimer = setTimeout(tick, Math.min(1000, due - Date.now()));
       };
-      clearTimeout(this.retryTimer);
+      clearTimeout(this.countdownTimer);
       tick();
     }
 
     reconnectNow(evenIfFinal) {
-      if (this.socket || (this.final && !evenIfFinal)) return;
-      this.final = false;
-      this.connect();
+      this.line.reconnectNow(evenIfFinal);
     }
 
     // -- sending --------------------------------------------------------------------------
 
     sendKeys(bytes) {
       if (this.readOnly) return;
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-        this.socket.send(bytes);
-      } else {
-        this.queued.push(bytes); // sent as soon as a connection opens
-      }
+      if (!this.line.send(bytes)) this.queued.push(bytes); // sent as soon as a connection opens
     }
 
     sendControl(message) {
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-        this.socket.send(JSON.stringify(message));
-      }
+      if (this.line) this.line.send(JSON.stringify(message));
     }
 
     type(text) {
@@ -344,7 +365,7 @@
         this.type(keys);
       }
       const area = this.element.closest(".workbench") || this.element;
-      area.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      if (area.getBoundingClientRect().height) area.scrollIntoView({ block: "nearest", behavior: "smooth" });
       this.term.focus();
     }
   }
@@ -357,6 +378,7 @@
     return new LabdeckTerminal(element, {
       socket: element.dataset.socket,
       readOnly: element.dataset.readonly === "true",
+      followsSize: element.dataset.followSize === "true",
     });
   }
 

@@ -27,8 +27,8 @@ from app.events import EventHub
 from app.lessons.loader import load_workshop
 from app.lessons.schema import Workshop
 from app.models import Attendee
-from app.sandboxes.base import ExecResult, SandboxError, SandboxGone
-from app.sandboxes.base import SandboxUnavailable
+from app.sandboxes.base import ExecResult, SandboxError, SandboxGone, SandboxUnavailable
+from tests.support.database import open_database
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEMO_CONTENT = FIXTURES / "content"
@@ -174,22 +174,20 @@ class FakeSandboxes:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def demo_workshop() -> Workshop:
     return load_workshop(DEMO_CONTENT / "check-demo")
 
 
 @pytest.fixture
-def db_engine(tmp_path: Path) -> Iterator[Engine]:
-    path = tmp_path / "checks.db"
-    db.upgrade(path)
-    engine = db.make_engine(path)
-    yield engine
-    engine.dispose()
+def database(tmp_path: Path) -> Iterator[db.Database]:
+    found = open_database(tmp_path / "checks.db")
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def db_engine(database: db.Database) -> Engine:
+    return database.engine
 
 
 def add_attendee(engine: Engine, name: str = "Ada") -> int:
@@ -217,7 +215,7 @@ def sandboxes(shell_backend: ShellBackend) -> FakeSandboxes:
 
 
 @pytest.fixture
-async def service(sandboxes: FakeSandboxes, db_engine: Engine) -> AsyncIterator[CheckService]:
-    checks = CheckService(sandboxes, EventHub(), db_engine, ready_timeout=2)
+async def service(sandboxes: FakeSandboxes, database: db.Database) -> AsyncIterator[CheckService]:
+    checks = CheckService(sandboxes, EventHub(), database, ready_timeout=2)
     yield checks
     await checks.close()

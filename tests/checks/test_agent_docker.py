@@ -23,11 +23,6 @@ AGENT_PROCESSES = "pgrep -u learner -f '^python3 -c' | wc -l"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     settings = settings_for(
         tmp_path, f"test-{os.getpid()}-agent", registry_port=free_port(), warm_pool_size=0

@@ -31,7 +31,7 @@ def demo_server(settings: Settings, backend: ShellBackend) -> Iterator[LiveServe
     app = portal(settings.model_copy(update={"content_dir": DEMO_CONTENT}))
     with LiveServer(app) as server:
         app.state.services.checks = CheckService(
-            FakeSandboxes(backend), app.state.services.events, app.state.services.db.engine
+            FakeSandboxes(backend), app.state.services.events, app.state.services.db
         )
         yield server
 

@@ -9,7 +9,12 @@ import pytest
 
 from app.sandboxes.docker.images import rootfs
 from app.sandboxes.docker.images.catalog import RECIPES, get_recipe
-from app.sandboxes.docker.images.context import assemble_context, content_hash, find_extra_ca_files, recipe_files
+from app.sandboxes.docker.images.context import (
+    assemble_context,
+    content_hash,
+    find_extra_ca_files,
+    recipe_files,
+)
 from app.sandboxes.docker.images.mode import resolve_mode
 
 

@@ -17,13 +17,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.checks.service import CheckService
 from app.config import Settings
 from app.csrf import headers_for
 from app.main import create_app
 from app.models import Attendee, TaskProgress
 from app.sandboxes.fake import FakeBackend
-from app.sandboxes.service import SandboxService, ServiceConfig
+from app.sandboxes.service import SandboxService
 from tests.support.settings import INSTRUCTOR_TOKEN
 
 TOKEN = INSTRUCTOR_TOKEN
@@ -40,40 +39,20 @@ def portal(settings: Settings) -> FastAPI:
     return app
 
 
-async def started_sandboxes(app: Any) -> SandboxService:
-    """The app's sandbox service; started over FakeBackend when the lifespan made none."""
-    service = getattr(app.state, "sandboxes", None)
-    if service is None:
-        config = ServiceConfig.from_settings(
-            app.state.settings,
-            app.state.services.workshop,
-            warm_pool_size=0,
-            labels={"io.labdeck.test": "1"},
-        )
-        service = SandboxService(app.state.services.db.engine, app.state.services.events, config)
-        await service.start(app.state.sandbox_backend)
-        app.state.services.sandboxes = service
-    assert isinstance(service, SandboxService)
-    return service
-
-
 async def checked(app: Any, attendee_id: int, task_id: str) -> bool:
     """Check a task through the real checks code path (CheckService: run the checks in the
     sandbox, store the attempt, publish the result). FakeBackend's commands succeed unless told
     otherwise. Call it on the app's event loop."""
-    checks = getattr(app.state, "checks", None)
-    if checks is None:
-        service = await started_sandboxes(app)
-        checks = app.state.services.checks = CheckService(service, app.state.services.events, app.state.services.db.engine)
-    found = app.state.services.workshop.task(task_id)
+    services = app.state.services
+    found = services.workshop.task(task_id)
     assert found is not None
-    run = await checks.check(attendee_id, *found)
+    run = await services.checks.check(attendee_id, *found)
     return bool(run.passed)
 
 
 def sandboxes(client: Client) -> SandboxService:
-    assert client.portal is not None
-    service: SandboxService = client.portal.call(started_sandboxes, client.app)
+    """The app's sandbox service (over FakeBackend)."""
+    service: SandboxService = client.app.state.services.sandboxes
     return service
 
 

@@ -68,7 +68,9 @@ def test_dropped_events_make_the_dashboard_resync(tiny_app: FastAPI, instructor:
     with instructor.websocket_connect("/ws/instructor") as ws:
         assert instructor.portal is not None
         instructor.portal.call(
-            tiny_app.state.services.events.publish, INSTRUCTOR_TOPIC, {"type": "task", "lagged": True}
+            tiny_app.state.services.events.publish,
+            INSTRUCTOR_TOPIC,
+            {"type": "task", "lagged": True},
         )
         assert json.loads(ws.receive_text()) == {"type": "resync"}
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from app.lessons.validate import check_workshop
 from app.lessons.loader import find_workshops
+from app.lessons.validate import check_workshop
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECIPES = FIXTURES / "recipes"

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from app.lessons.validate import check_workshop
 from app.lessons.killercoda import KillercodaImportError, import_killercoda, slugify
 from app.lessons.killercoda_markdown import convert_markers, fence_for
 from app.lessons.loader import load_workshop
 from app.lessons.schema import Workshop
+from app.lessons.validate import check_workshop
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "killercoda"
 

@@ -47,6 +47,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/"): Entry(ANYONE, "/"),
     ("POST", "/join"): Entry(ANYONE, "/join", {"name": "Matrix"}),
     ("GET", "/resume/{key}"): Entry(ANYONE, "/resume/not-a-key"),
+    ("POST", "/resume/{key}"): Entry(ANYONE, "/resume/not-a-key"),
     ("GET", "/assets/pygments.css"): Entry(ANYONE, "/assets/pygments.css"),
     ("GET", "/lessons"): Entry(ATTENDEE, "/lessons"),
     ("GET", "/lessons/{slug}"): Entry(ATTENDEE, "/lessons/first-container"),
@@ -124,7 +125,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
         instructor_token=TOKEN,
         secret_key="test-secret-key-0123456789abcdef",
     )
-    return portal(settings)
+    app = portal(settings)
+    # The wrong-token role guesses on every instructor route; the limit itself is tested in
+    # tests/routes/test_instructor_limits.py.
+    app.state.limiters.wrong_tokens.limit = 10_000
+    return app
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.cookies import COOKIE_NAME
-from app.sandboxes.naming import LABEL_INSTANCE
 from app.sandboxes.docker.network import teardown_network
+from app.sandboxes.naming import LABEL_INSTANCE
 from tests.conftest import REPO
-from tests.sandboxes.conftest import free_port
+from tests.support.docker_lab import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 TEST_LABELS = {"io.labdeck.test": "1"}
@@ -48,18 +48,13 @@ DOCKER_INFO = b"docker info --format 'engine {{.ServerVersion}}' && echo info-$(
 ANSWERED = re.compile(rb"info-42-ok")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def serve_portal() -> None:
     """The portal process, configured by LABDECK_* variables (see ``Portal``)."""
     import uvicorn
 
     from app.config import Settings
     from app.main import create_app
-    from app.sandboxes.service import prepare_docker
+    from app.sandboxes.docker.connect import prepare_docker
 
     settings = Settings()
     backend, _registry = prepare_docker(settings, TEST_LABELS)

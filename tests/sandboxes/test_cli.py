@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from app import db
 from app.events import EventHub
 from app.models import Attendee, utcnow
 from app.sandboxes import cli
-from app.sandboxes.base import Limits, SandboxSpec
+from app.sandboxes.base import Connection, Limits, SandboxSpec
 from app.sandboxes.cli import ago, sandboxes_app
 from app.sandboxes.fake import FakeBackend
 from app.sandboxes.service import SandboxService
-from tests.sandboxes.test_service import database, unit_config
+from tests.support.sandboxes import database, unit_config
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -27,16 +27,21 @@ runner = CliRunner(env={"COLUMNS": "200"})
 @pytest.fixture
 def fake_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
     """Ada with a running sandbox, Bob with a stopped one, one warm sandbox and one orphan."""
-    engine, backend = database(tmp_path), FakeBackend()
-    monkeypatch.setattr(
-        cli, "offline_service", lambda _: SandboxService(engine, EventHub(), unit_config(), backend)
-    )
-    asyncio.run(_seat_the_class(engine, backend))
+    path, backend = database(tmp_path).path, FakeBackend()
+
+    async def offline_service(_settings: object) -> tuple[SandboxService, Connection]:
+        service = SandboxService(db.Database(path), EventHub(), unit_config(), backend)
+        return service, Connection(backend=backend)
+
+    monkeypatch.setattr(cli, "offline_service", offline_service)
+    asyncio.run(_seat_the_class(path, backend))
     yield backend
 
 
-async def _seat_the_class(engine: Engine, backend: FakeBackend) -> None:
-    service = SandboxService(engine, EventHub(), unit_config(), backend)
+async def _seat_the_class(path: Path, backend: FakeBackend) -> None:
+    database = db.Database(path)
+    engine = database.engine
+    service = SandboxService(database, EventHub(), unit_config(), backend)
     for name, person in (("sbx-ada", "Ada"), ("sbx-bob", "Bob"), ("sbx-warm", None)):
         attendee_id = None
         if person:
@@ -45,12 +50,13 @@ async def _seat_the_class(engine: Engine, backend: FakeBackend) -> None:
                 session.add(row)
                 session.commit()
                 attendee_id = row.id
-        service.records.add(name, attendee_id)
+        await service.records.add(name, attendee_id)
         await _create(backend, name)
-        service.records.update(name, state="ready")
+        await service.records.update(name, state="ready")
     await backend.stop("sbx-bob")
-    service.records.update("sbx-bob", state="stopped")
+    await service.records.update("sbx-bob", state="stopped")
     await _create(backend, "sbx-orphan")
+    database.close()
 
 
 async def _create(backend: FakeBackend, name: str) -> None:

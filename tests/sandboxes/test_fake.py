@@ -21,11 +21,6 @@ pytestmark = pytest.mark.anyio
 S = SandboxState
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def spec(name: str = "test-sbx-1") -> SandboxSpec:
     return SandboxSpec(name=name, workshop="w", image="img", limits=Limits())
 

@@ -10,26 +10,21 @@ import pytest
 
 from app.events import attendee_topic
 from app.sandboxes.fake import FakeBackend
-from tests.sandboxes.test_service import Harness, drain, harness
+from tests.support.sandboxes import Harness, drain, harness
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def pool_ready(h: Harness, count: int, limit: float = 5) -> None:
     async with asyncio.timeout(limit):
-        while h.service.pool.counts()["ready"] < count:
+        while (await h.service.pool_counts())["ready"] < count:
             await asyncio.sleep(0.01)
 
 
 async def test_the_pool_fills_to_its_size(tmp_path: Path) -> None:
     async with harness(tmp_path, warm_pool_size=3) as h:
         await pool_ready(h, 3)
-        rows = h.service.records.unassigned()
+        rows = await h.service.records.unassigned()
         assert len(rows) == 3 and all(row.attendee_id is None for row in rows)
         assert h.creates() == 3
 
@@ -37,7 +32,7 @@ async def test_the_pool_fills_to_its_size(tmp_path: Path) -> None:
 async def test_hand_out_starts_no_container_and_is_immediate(tmp_path: Path) -> None:
     async with harness(tmp_path, warm_pool_size=2) as h:
         await pool_ready(h, 2)
-        ready_names = {row.container_name for row in h.service.records.unassigned()}
+        ready_names = {row.container_name for row in await h.service.records.unassigned()}
         me = h.attendee()
         calls_before = len(h.backend.calls)
         started = time.perf_counter()
@@ -56,7 +51,7 @@ async def test_hand_out_refills_the_pool_in_the_background(tmp_path: Path) -> No
         await pool_ready(h, 2)
         await h.service.ensure_for(h.attendee())
         await pool_ready(h, 2)
-        assert h.creates() == 3 and len(h.service.records.unassigned()) == 2
+        assert h.creates() == 3 and len(await h.service.records.unassigned()) == 2
 
 
 async def test_refills_wait_until_a_burst_of_hand_outs_is_over(tmp_path: Path) -> None:
@@ -75,7 +70,7 @@ async def test_refills_wait_until_a_burst_of_hand_outs_is_over(tmp_path: Path) -
 async def test_an_empty_pool_hands_out_one_being_made(tmp_path: Path) -> None:
     async with harness(tmp_path, FakeBackend(create_delay=0.2), warm_pool_size=1) as h:
         async with asyncio.timeout(2):
-            while not any(r.state == "starting" for r in h.service.records.unassigned()):
+            while not any(r.state == "starting" for r in await h.service.records.unassigned()):
                 await asyncio.sleep(0.01)
         me = h.attendee()
         async with h.events.subscribe(attendee_topic(me)) as sub:
@@ -92,16 +87,16 @@ async def test_resizing_grows_and_shrinks_the_pool(tmp_path: Path) -> None:
         await pool_ready(h, 3)
         h.service.set_warm_pool_size(1)
         async with asyncio.timeout(5):
-            while len(h.service.records.unassigned()) > 1:
+            while len(await h.service.records.unassigned()) > 1:
                 await asyncio.sleep(0.01)
         assert len(h.backend.sandboxes) == 1
-        assert h.service.pool.counts() == {"size": 1, "ready": 1, "in_progress": 0}
+        assert (await h.service.pool_counts()) == {"size": 1, "ready": 1, "in_progress": 0}
 
 
 async def test_a_failing_pool_pauses_instead_of_looping(tmp_path: Path) -> None:
     async with harness(tmp_path, FakeBackend(fail_create_times=100), warm_pool_size=1) as h:
         async with asyncio.timeout(5):
-            while not any(r.state == "failed" for r in h.service.records.unassigned()):
+            while not any(r.state == "failed" for r in await h.service.records.unassigned()):
                 await asyncio.sleep(0.01)
         assert await h.service.pool.refill() == 0  # the failed one goes, no new one yet
-        assert h.service.records.unassigned() == [] and h.creates() == 2
+        assert await h.service.records.unassigned() == [] and h.creates() == 2

@@ -16,26 +16,22 @@ import docker
 import pytest
 from docker.errors import NotFound
 
-from app.bench.cli import free_port
 from app.config import Settings
-from app.sandboxes.docker.engine import docker_client
 from app.events import EventHub
+from app.ports import free_port
 from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.naming import engine_volume_name
+from app.sandboxes.docker.connect import prepare_docker
+from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.docker.network import teardown_network
-from app.sandboxes.service import SandboxService, ServiceConfig, prepare_docker
+from app.sandboxes.naming import engine_volume_name
+from app.sandboxes.service import SandboxService, ServiceConfig
 from tests.conftest import REPO
-from tests.sandboxes.test_service import Harness, database
+from tests.support.sandboxes import Harness, database
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 TEST_LABELS = {"io.labdeck.test": "1"}
 # An empty image made inside the sandbox: proves the inner engine's images survive a stop.
 MAKE_IMAGE = "tar cf - --files-from /dev/null | docker import - keepme:1 >/dev/null"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +137,10 @@ async def test_a_warm_sandbox_is_handed_out_without_starting_anything(
     settings, config = engine_setup
     async with real_service(tmp_path, config, settings, warm_pool_size=1) as h:
         async with asyncio.timeout(120):
-            while h.service.pool.counts()["ready"] < 1:
+            while (await h.service.pool_counts())["ready"] < 1:
                 await asyncio.sleep(0.1)
         h.service.set_warm_pool_size(0)  # no refill during the measurement
-        warm = h.service.records.unassigned()[0].container_name
+        warm = (await h.service.records.unassigned())[0].container_name
         before = started_at(warm)
         me = h.attendee()
         clock = time.perf_counter()

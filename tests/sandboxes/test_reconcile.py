@@ -12,14 +12,9 @@ import pytest
 from app.models import utcnow
 from app.sandboxes.base import Limits, SandboxSpec
 from app.sandboxes.fake import FakeBackend
-from tests.sandboxes.test_service import database, harness
+from tests.support.sandboxes import database, harness
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def add_container(backend: FakeBackend, name: str, minutes_old: float) -> None:
@@ -83,15 +78,15 @@ async def test_warm_pool_rows_without_a_container_are_dropped(tmp_path: Path) ->
     backend, engine = FakeBackend(), database(tmp_path)
     async with harness(tmp_path, backend, engine=engine, warm_pool_size=1) as first:
         await first.service.pool.refill()
-        pooled = first.service.records.unassigned()[0].container_name
+        pooled = (await first.service.records.unassigned())[0].container_name
         async with asyncio.timeout(5):
-            while first.service.pool.counts()["ready"] < 1:
+            while (await first.service.pool_counts())["ready"] < 1:
                 await asyncio.sleep(0.01)
     backend.crash(pooled)
     async with harness(tmp_path, backend, engine=engine, start=False) as second:
         report = await second.service.start()
         assert report.dropped == [pooled]
-        assert second.service.records.by_name(pooled) is None
+        assert await second.service.records.by_name(pooled) is None
 
 
 async def test_orphans_are_removed_after_the_grace_period_only(tmp_path: Path) -> None:

@@ -1,30 +1,23 @@
 """The sandbox service over the fake backend: the contract terminal and checks rely on.
 
-``harness`` (also used by the other test modules here) builds a service on a real SQLite file
-made by the migrations, with FakeBackend underneath and no Docker at all.
+``harness`` (tests/support/sandboxes.py) builds a service on a real SQLite file made by the
+migrations, with FakeBackend underneath and no Docker at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app import db
 from app.config import Settings
-from app.events import INSTRUCTOR_TOPIC, EventHub, Subscription, attendee_topic
+from app.events import INSTRUCTOR_TOPIC, EventHub, attendee_topic
 from app.lessons.schema import SandboxResources, Workshop, WorkshopMeta
-from app.models import Attendee, Sandbox
-from app.sandboxes.base import Limits, SandboxError
+from app.models import Attendee
+from app.sandboxes.base import SandboxError
 from app.sandboxes.fake import FakeBackend
 from app.sandboxes.service import (
     ENGINE_WAIT_MESSAGE,
@@ -32,118 +25,11 @@ from app.sandboxes.service import (
     SandboxUnavailable,
     ServiceConfig,
     limits_for,
-    sandboxes_lifespan,
+    running_sandboxes,
 )
+from tests.support.sandboxes import database, drain, harness
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@dataclass
-class Harness:
-    service: SandboxService
-    backend: FakeBackend
-    events: EventHub
-    engine: Engine
-    _names: list[str] = field(default_factory=list)
-
-    def attendee(self) -> int:
-        with Session(self.engine) as session:
-            person = Attendee(
-                workshop="docker-basics",
-                name=f"a{len(self._names)}-{secrets.token_hex(2)}",
-                resume_key=secrets.token_hex(8),
-            )
-            session.add(person)
-            session.commit()
-            assert person.id is not None
-            self._names.append(person.name)
-            return person.id
-
-    def row(self, attendee_id: int) -> Sandbox:
-        row = self.service.records.for_attendee(attendee_id)
-        assert row is not None
-        return row
-
-    def creates(self) -> int:
-        return sum(call == "create" for call, _ in self.backend.calls)
-
-
-def unit_config(**overrides: Any) -> ServiceConfig:
-    values: dict[str, Any] = {
-        "instance": "test-unit",
-        "workshop": "docker-basics",
-        "image": "labdeck/sandbox:latest",
-        "limits": Limits(),
-        "warm_pool_size": 0,
-        "spawn_workers": 2,
-        "create_timeout": 5.0,
-        "reap_interval": 3600.0,
-    }
-    return ServiceConfig(**{**values, **overrides})
-
-
-def database(tmp_path: Path) -> Engine:
-    path = tmp_path / "labdeck.db"
-    db.upgrade(path)
-    return db.make_engine(path)
-
-
-@asynccontextmanager
-async def harness(
-    tmp_path: Path,
-    backend: FakeBackend | None = None,
-    *,
-    start: bool = True,
-    engine: Engine | None = None,
-    **overrides: Any,
-) -> AsyncIterator[Harness]:
-    backend = backend or FakeBackend()
-    engine = engine or database(tmp_path)
-    events = EventHub()
-    service = SandboxService(engine, events, unit_config(**overrides), backend)
-    service.pool.refill_quiet = 0.0
-    if start:
-        await service.start()
-    try:
-        yield Harness(service, backend, events, engine)
-    finally:
-        await service.close()
-
-
-async def drain(
-    subscription: Subscription, until_state: str, limit: float = 5
-) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    async with asyncio.timeout(limit):
-        while not seen or seen[-1]["state"] != until_state:
-            seen.append(await subscription.get())
-    return seen
-
-
-@asynccontextmanager
-async def recording(events: EventHub, topics: list[str]) -> AsyncIterator[dict[str, list[Any]]]:
-    """Every event of each topic, one subscription per topic (each has its own queue limit)."""
-    seen: dict[str, list[Any]] = {topic: [] for topic in topics}
-
-    async def pump(topic: str) -> None:
-        async with events.subscribe(topic) as subscription:
-            async for event in subscription:
-                seen[topic].append(event)
-
-    tasks = [asyncio.create_task(pump(topic)) for topic in topics]
-    await asyncio.sleep(0)  # let them subscribe
-    try:
-        yield seen
-    finally:
-        await asyncio.sleep(0.05)  # let them take what was published last
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_a_new_attendee_is_queued_then_streams_real_stages_to_ready(tmp_path: Path) -> None:
@@ -305,7 +191,7 @@ async def test_without_engine_pages_still_get_a_view_and_checks_a_sentence(tmp_p
 
 
 def _disconnected(service: SandboxService) -> Any:
-    from app.sandboxes.service import Disconnected
+    from app.sandboxes.disconnected import Disconnected
 
     return Disconnected(ENGINE_WAIT_MESSAGE)
 
@@ -328,42 +214,45 @@ def test_workshop_limits_override_the_settings(settings: Settings) -> None:
     assert limits_for(settings, None).memory == settings.sandbox_memory
 
 
-def lifespan_app(settings: Settings, tmp_path: Path) -> FastAPI:
-    app = FastAPI()
-    app.state.settings = settings
-    app.state.services.workshop = None
-    app.state.services.events = EventHub()
-    app.state.services.db.engine = database(tmp_path)
-    return app
+def new_service(settings: Settings, tmp_path: Path) -> SandboxService:
+    config = ServiceConfig.from_settings(settings, None)
+    return SandboxService(database(tmp_path), EventHub(), config)
 
 
-async def test_lifespan_uses_an_injected_backend_and_leaves_sandboxes_running(
+async def test_running_sandboxes_uses_an_injected_backend_and_leaves_sandboxes_running(
     settings: Settings, tmp_path: Path
 ) -> None:
-    app = lifespan_app(settings.model_copy(update={"warm_pool_size": 0}), tmp_path)
-    app.state.sandbox_backend = backend = FakeBackend()
-    async with sandboxes_lifespan(app) as service:
-        assert app.state.services.sandboxes is service and service.connected
-        with Session(app.state.services.db.engine) as session:
-            person = Attendee(workshop="", name="x", resume_key="k")
-            session.add(person)
-            session.commit()
-            assert person.id is not None
-        name = await service.ready_sandbox(person.id)
+    settings = settings.model_copy(update={"warm_pool_size": 0})
+    backend = FakeBackend()
+    service = new_service(settings, tmp_path)
+    async with running_sandboxes(service, settings, None, backend):
+        assert service.connected
+        person_id = service.records.database.run_sync(_add_person)
+        name = await service.ready_sandbox(person_id)
     assert backend.is_running(name)  # a portal restart never kills a sandbox
     assert ("stop", name) not in backend.calls and ("remove", name) not in backend.calls
 
 
-async def test_lifespan_serves_while_the_engine_is_down(
+def _add_person(session: Session) -> int:
+    person = Attendee(workshop="", name="x", resume_key="k")
+    session.add(person)
+    session.commit()
+    assert person.id is not None
+    return person.id
+
+
+async def test_running_sandboxes_serves_while_the_engine_is_down(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing listens on the discard port
-    app = lifespan_app(settings, tmp_path)
-    async with sandboxes_lifespan(app) as service:
+    service = new_service(settings, tmp_path)
+    async with running_sandboxes(service, settings, None):
         async with asyncio.timeout(5):
             while service.problem is None:
                 await asyncio.sleep(0.02)
         assert not service.connected
         assert "Docker engine is not answering" in service.problem
+        health = await service.health()
+        assert not health.ok and "unreachable" in health.engine
         with pytest.raises(SandboxUnavailable):
             await service.ready_sandbox(1, timeout=0.05)

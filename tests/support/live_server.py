@@ -12,7 +12,7 @@ from typing import Any, Self
 import uvicorn
 from fastapi import FastAPI
 
-from app.bench.cli import free_port
+from app.ports import free_port
 
 __all__ = ["LiveServer", "free_port"]  # free_port: tests import it from here too
 
@@ -23,12 +23,14 @@ class LiveServer:
     """``app`` under uvicorn in a daemon thread, for a ``with`` block. ``call`` runs a coroutine
     on the server's own event loop, where the event hub and the services live."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, **options: Any) -> None:
+        """``options`` go to uvicorn.Config as the serve command passes them (app.cli.uvicorn_options)."""
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        options = {"log_level": "warning", **options}
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -165,7 +165,7 @@ class DockerBackend:
         try:
             await self._call_to_completion(self.containers.create, spec)
             yield SandboxState.STARTING
-            await self._call_to_completion(self.api.start, name)
+            await self._call_to_completion(self.containers.start, name)
             await self._wait_until_ready(name)
         except BaseException as error:  # includes cancellation: nothing half-made stays
             reason = await asyncio.shield(self._call(self.containers.discard, name, error))
@@ -190,7 +190,7 @@ class DockerBackend:
             raise SandboxGone(f"Sandbox {name} does not exist.")
         yield SandboxState.STARTING
         try:
-            await self._call(self.api.start, name)
+            await self._call(self.containers.start, name)
         except NotFound as error:
             raise SandboxGone(f"Sandbox {name} does not exist.") from error
         except APIError as error:

@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from docker.errors import DockerException
 
 from app.config import Settings
-from app.sandboxes.docker.images.catalog import get_recipe
 from app.lessons.schema import Workshop
-from app.sandboxes.base import Connection
+from app.sandboxes import naming
+from app.sandboxes.base import Connection, SandboxError
 from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.docker.engine import docker_client
+from app.sandboxes.docker.engine import EngineUnavailable, docker_client, engine_address
+from app.sandboxes.docker.images.catalog import get_recipe
 from app.sandboxes.docker.network import ensure_network, teardown_network
 from app.sandboxes.docker.registry import RegistryError, WorkshopRegistry, remove_registry
-from app.sandboxes.docker.runtime import detect_runtime
+from app.sandboxes.docker.runtime import detect_runtime, risk_of
 
 log = logging.getLogger("labdeck.sandboxes")
 REGISTRY_CHECK_SECONDS = 60.0
@@ -44,6 +45,9 @@ def prepare_docker(
     profile = detect_runtime(
         client, settings.sandbox_image, settings.data_dir, settings.sandbox_runtime
     )
+    log.info("sandboxes run under the %s runtime profile on %s", profile, engine_address())
+    if risk_of(profile):
+        log.warning("runtime profile %s: %s", profile, risk_of(profile))
     network = ensure_network(
         client,
         settings.instance,
@@ -96,6 +100,20 @@ async def connect(
         background=[lambda: keep_registry(backend, registry, images)],
         close=backend.aclose,
     )
+
+
+async def connect_for_maintenance(settings: Settings) -> Connection:
+    """A DockerBackend that lists, stops and removes this instance's sandboxes: it needs neither
+    the runtime profile nor the network, and changes nothing on the engine by connecting."""
+    try:
+        await asyncio.to_thread(lambda: docker_client(timeout=10).close())
+    except EngineUnavailable as error:
+        raise SandboxError(str(error)) from error
+    config = DockerBackendConfig(
+        instance=settings.instance, runtime="caps", network=naming.network_name(settings.instance)
+    )
+    backend = DockerBackend(config)
+    return Connection(backend=backend, close=backend.aclose)
 
 
 async def keep_registry(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from docker.types import LogConfig
 
 from app.sandboxes import naming
 from app.sandboxes.base import Limits, SandboxError, SandboxSpec
+from app.sandboxes.docker import cgroups
 from app.sandboxes.docker.engine import engine_address
 from app.sandboxes.docker.runtime import Profile, create_host_config
 from app.sandboxes.naming import Role
@@ -105,6 +107,40 @@ def storage_supports_quota(engine_info: Mapping[str, Any]) -> bool:
     return engine_info.get("Driver") == "overlay2" and status.get("Backing Filesystem") == "xfs"
 
 
+def remapped_root_of(pid: int) -> tuple[int, int]:
+    """The host uid and gid that root is inside the user namespace of process ``pid``."""
+    ids = []
+    for kind in ("uid_map", "gid_map"):
+        for line in Path(f"/proc/{pid}/{kind}").read_text().splitlines():
+            inside, outside, _count = line.split()
+            if inside == "0":
+                ids.append(int(outside))
+                break
+        else:
+            raise OSError(f"root is not mapped in /proc/{pid}/{kind}")
+    return ids[0], ids[1]
+
+
+def start_container(api: docker.APIClient, name: str, runtime: Profile) -> None:
+    """Start a sandbox's container; in a user namespace (the ``userns`` profile: the engine remaps
+    users), then hand it its cgroups (``cgroups.py``), which its init waits for."""
+    api.start(name)
+    pid = int((api.inspect_container(name).get("State") or {}).get("Pid") or 0)
+    if not pid:
+        return  # it stopped at once; its log says why
+    try:
+        uid, gid = remapped_root_of(pid)
+        if uid:
+            cgroups.delegate(pid, uid, gid)
+    except OSError as error:
+        if runtime != "userns":
+            return  # a portal in a container may not see the host's /proc; nothing is due
+        raise SandboxError(
+            f"Could not hand sandbox {name} its cgroups ({error}); the portal must run as "
+            "root on the host of the sandbox engine for the userns profile."
+        ) from error
+
+
 class SandboxContainers:
     """The containers and engine volumes of one instance's sandboxes. Never touches a container
     of another instance, or one that is not a sandbox."""
@@ -173,6 +209,9 @@ class SandboxContainers:
             host_config=host_config,
             networking_config={"EndpointsConfig": {network: {}}},
         )
+
+    def start(self, name: str) -> None:
+        start_container(self.api, name, self.config.runtime)
 
     def _environment(self, spec: SandboxSpec) -> dict[str, str]:
         return {

@@ -201,6 +201,9 @@ def run_netguard(
             labels=naming.labels_for(instance, Role.NETGUARD, extra=extra_labels),
             host_config=api.create_host_config(
                 network_mode="host",
+                # On the dedicated engine (user namespaces remapped) a host-network container
+                # must be in the host's user namespace too: its iptables act on the host's.
+                userns_mode="host",
                 cap_add=["NET_ADMIN", "NET_RAW"],
                 binds={"/run": {"bind": "/host-run", "mode": "rw"}},
             ),

@@ -2,12 +2,17 @@
 
 Profiles, safest first:
   sysbox      the sysbox-runc runtime: an unprivileged container that can run dockerd.
+  userns      the rights of ``caps`` below, inside a user namespace of the sandbox's own: an
+              engine started with ``--userns-remap`` (LabDeck's dedicated sandbox engine,
+              ``sandbox_engine.py``) maps the sandbox's root to an unprivileged host uid, so the
+              kernel refuses what those rights would reach outside the sandbox (issue 13).
   privileged  ``--privileged``; refused by some hosts ("unable to apply caps").
   caps        every capability but SYS_RESOURCE, no seccomp/AppArmor confinement, all devices,
               and /proc, /sys left unmasked and writable: what dockerd needs and little more.
 
-``LABDECK_SANDBOX_RUNTIME`` picks one, or ``auto`` probes them in that order with a short-lived
-container from the sandbox image and remembers the first that works in
+``privileged`` and ``caps`` give an attendee root on the host (see ``UNSAFE_RISK``): only chosen
+by name, never by ``auto``. ``LABDECK_SANDBOX_RUNTIME`` picks one, or ``auto`` probes sysbox then
+userns with a short-lived container from the sandbox image and remembers the first that works in
 ``<data_dir>/runtime-profile.json``, keyed by engine ID and kernel.
 """
 
@@ -24,9 +29,15 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
-Profile = Literal["sysbox", "privileged", "caps"]
-RuntimeSetting = Literal["auto", "sysbox", "privileged", "caps"]
+Profile = Literal["sysbox", "userns", "privileged", "caps"]
+RuntimeSetting = Literal["auto", "sysbox", "userns", "privileged", "caps"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
+AUTO_PROFILES: tuple[Profile, ...] = ("sysbox", "userns")
+UNSAFE_PROFILES: tuple[Profile, ...] = ("privileged", "caps")
+UNSAFE_RISK = (
+    "Under this profile any attendee with sudo can become root on the host (and read the "
+    "instructor token and every other sandbox): use it only on a disposable host."
+)
 SYSBOX_RUNTIME = "sysbox-runc"
 PROFILE_FILE = "runtime-profile.json"
 PROBE_LABEL = "io.labdeck.runtime-probe"
@@ -44,6 +55,21 @@ iptables -t nat -L -n > /dev/null
 unshare --mount --pid --fork true
 echo labdeck-probe-ok
 """
+
+
+NO_REMAP = (
+    "this engine does not remap user namespaces; run ./labdeck up as root to start LabDeck's "
+    "dedicated sandbox engine, which does"
+)
+
+
+def _remaps_users(info: dict[str, Any]) -> bool:
+    return any("name=userns" in option for option in info.get("SecurityOptions") or [])
+
+
+def risk_of(profile: Profile | None) -> str:
+    """One plain sentence of risk for the unsafe profiles; empty for the others."""
+    return UNSAFE_RISK if profile in UNSAFE_PROFILES else ""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -87,7 +113,12 @@ class RuntimeReport:
             f"{a.profile} {'works' if a.ok else 'failed: ' + a.detail}" for a in self.attempts
         )
         head = f"profile {self.profile}" if self.profile else "no working profile"
-        return f"{head} ({self.reason})" + (f". Tried: {tried}" if tried else "")
+        risk = risk_of(self.profile)
+        return (
+            f"{head} ({self.reason})"
+            + (f". Tried: {tried}" if tried else "")
+            + (f". {risk}" if risk else "")
+        )
 
 
 def apparmor_enabled(client: docker.DockerClient | None = None) -> bool:
@@ -109,7 +140,8 @@ def host_config_for(profile: Profile, *, apparmor: bool | None = None) -> dict[s
         return {"runtime": SYSBOX_RUNTIME}
     if profile == "privileged":
         return {"privileged": True}
-    if profile == "caps":
+    if profile in ("caps", "userns"):
+        # userns: the same rights, held by a root that the engine maps to an unprivileged uid.
         confined = apparmor_enabled() if apparmor is None else apparmor
         return {
             # SYS_RESOURCE is what this kind of host refuses to grant (see --privileged).
@@ -145,7 +177,7 @@ def parse_setting(value: str | None) -> RuntimeSetting:
     if setting not in get_args(RuntimeSetting):
         raise ValueError(
             f"LABDECK_SANDBOX_RUNTIME={setting!r} is not a runtime profile: "
-            "use auto, sysbox, privileged or caps."
+            "use auto, sysbox, userns, privileged or caps."
         )
     return cast(RuntimeSetting, setting)
 
@@ -161,6 +193,8 @@ def probe_profile(
     info = client.info()
     if profile == "sysbox" and SYSBOX_RUNTIME not in (info.get("Runtimes") or {}):
         return ProbeResult(profile, False, "sysbox-runc is not installed in this engine")
+    if profile == "userns" and not _remaps_users(info):
+        return ProbeResult(profile, False, NO_REMAP)
     api = client.api
     host_config = create_host_config(api, profile, apparmor=apparmor_enabled(client))
     container = api.create_container(
@@ -198,8 +232,14 @@ def _remove_quietly(api: docker.APIClient, container: dict[str, Any]) -> None:
 
 
 def engine_key(client: docker.DockerClient) -> dict[str, str]:
+    """Which engine a remembered profile is for. Two dockerds on one host share their ID (both
+    read /etc/docker/key.json): the data root tells the dedicated engine from the host's."""
     info = client.info()
-    return {"engine_id": str(info.get("ID", "")), "kernel": str(info.get("KernelVersion", ""))}
+    return {
+        "engine_id": str(info.get("ID", "")),
+        "kernel": str(info.get("KernelVersion", "")),
+        "data_root": str(info.get("DockerRootDir", "")),
+    }
 
 
 def _load_remembered(path: Path, key: dict[str, str]) -> RuntimeReport | None:
@@ -207,7 +247,7 @@ def _load_remembered(path: Path, key: dict[str, str]) -> RuntimeReport | None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if saved.get("engine") != key or saved.get("profile") not in PROFILES:
+    if saved.get("engine") != key or saved.get("profile") not in AUTO_PROFILES:
         return None
     attempts = [ProbeResult(**attempt) for attempt in saved.get("attempts", [])]
     reason = f"auto: remembered in {path} from {saved.get('detected_at', 'an earlier probe')}"
@@ -235,6 +275,9 @@ def resolve_runtime(
 ) -> RuntimeReport:
     """The profile to use and why; ``auto`` probes once per engine and kernel."""
     chosen = parse_setting(setting)
+    if chosen == "userns" and not _remaps_users(client.info()):
+        # Without the remapping, userns would be caps: refuse rather than run unsafe.
+        return RuntimeReport(chosen, None, f"set by LABDECK_SANDBOX_RUNTIME, but {NO_REMAP}")
     if chosen != "auto":
         return RuntimeReport(chosen, chosen, "set by LABDECK_SANDBOX_RUNTIME")
     path = Path(data_dir) / PROFILE_FILE
@@ -243,8 +286,8 @@ def resolve_runtime(
     if remembered:
         return remembered
     _require_image(client, image)
-    report = RuntimeReport("auto", None, "auto: probed sysbox, privileged, caps in turn")
-    for profile in PROFILES:
+    report = RuntimeReport("auto", None, "auto: probed sysbox, then userns")
+    for profile in AUTO_PROFILES:
         result = probe_profile(client, image, profile, labels)
         report.attempts.append(result)
         if result.ok:
@@ -277,7 +320,8 @@ def detect_runtime(
         raise RuntimeUnavailable(
             "No sandbox runtime profile can run an inner Docker engine on this host: "
             + report.summary()
-            + ". Install sysbox, or run on a host that grants containers CAP_SYS_ADMIN."
+            + ". Run ./labdeck up as root (it starts a dedicated engine with user namespaces), "
+            "install sysbox, or, on a disposable host only, set LABDECK_SANDBOX_RUNTIME=caps."
         )
     return report.profile
 

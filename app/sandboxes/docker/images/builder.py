@@ -18,7 +18,13 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from app.sandboxes.docker.images import rootfs
-from app.sandboxes.docker.images.catalog import BASE_RECIPE, OFFLINE_BASE_TAG, RECIPES, Recipe, get_recipe
+from app.sandboxes.docker.images.catalog import (
+    BASE_RECIPE,
+    OFFLINE_BASE_TAG,
+    RECIPES,
+    Recipe,
+    get_recipe,
+)
 from app.sandboxes.docker.images.context import assemble_context, content_hash, find_extra_ca_files
 from app.sandboxes.docker.images.mode import Mode, ModeSetting, detect_mode, resolve_mode
 

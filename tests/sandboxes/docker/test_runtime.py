@@ -13,13 +13,15 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, NotFound
 from docker.utils.socket import consume_socket_output, frames_iter
 
+from app.sandboxes.docker import engine as docker_engine
+from app.sandboxes.docker import runtime
+from app.sandboxes.docker.containers import start_container
 from app.sandboxes.docker.images.builder import build_recipe
 from app.sandboxes.docker.images.catalog import get_recipe
 from app.sandboxes.docker.images.mode import detect_mode
-from app.sandboxes.docker import runtime
 from app.sandboxes.docker.runtime import (
     PROFILE_FILE,
     create_host_config,
@@ -72,8 +74,40 @@ def test_create_host_config_applies_raw_keys_and_joins_lists() -> None:
 
 
 def test_unknown_setting_is_refused_with_the_choices() -> None:
-    with pytest.raises(ValueError, match="auto, sysbox, privileged or caps"):
+    with pytest.raises(ValueError, match="auto, sysbox, userns, privileged or caps"):
         runtime.parse_setting("rootful")
+
+
+def test_userns_profile_has_the_caps_rights_held_inside_a_user_namespace() -> None:
+    assert host_config_for("userns", apparmor=False) == host_config_for("caps", apparmor=False)
+    assert runtime.AUTO_PROFILES == ("sysbox", "userns")
+    assert set(runtime.UNSAFE_PROFILES) == {"caps", "privileged"}
+
+
+def test_unsafe_profiles_state_their_risk_in_one_sentence() -> None:
+    for profile in ("caps", "privileged"):
+        assert "root on the host" in runtime.risk_of(profile)  # type: ignore[arg-type]
+    assert runtime.risk_of("userns") == runtime.risk_of("sysbox") == ""
+    report = runtime.RuntimeReport("caps", "caps", "set by LABDECK_SANDBOX_RUNTIME")
+    assert report.summary().endswith(runtime.UNSAFE_RISK)
+
+
+def test_userns_chosen_by_name_is_refused_on_an_engine_without_remapping(tmp_path: Path) -> None:
+    engine = SimpleNamespace(info=lambda: {"SecurityOptions": ["name=seccomp,profile=default"]})
+    report = resolve_runtime(engine, SANDBOX, tmp_path, setting="userns")  # type: ignore[arg-type]
+    assert report.profile is None and "does not remap user namespaces" in report.reason
+
+
+def test_production_refuses_unsafe_profiles_unless_the_host_is_disposable() -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    secrets = {"instructor_token": "x" * 20, "secret_key": "y" * 20, "env": "production"}
+    with pytest.raises(ValidationError, match="LABDECK_SANDBOX_HOST_DISPOSABLE"):
+        Settings(sandbox_runtime="caps", **secrets)  # type: ignore[arg-type]
+    assert Settings(sandbox_runtime="caps", sandbox_host_disposable=True, **secrets)  # type: ignore[arg-type]
+    assert Settings(sandbox_runtime="auto", **secrets)  # type: ignore[arg-type]
 
 
 # --- against the engine ------------------------------------------------------------------------
@@ -82,9 +116,10 @@ def test_unknown_setting_is_refused_with_the_choices() -> None:
 @pytest.fixture(scope="module")
 def docker_client() -> Iterator[docker.DockerClient]:
     try:
-        engine = docker.from_env(timeout=600)
-        engine.ping()
-    except DockerException as error:
+        engine = docker_engine.docker_client(
+            timeout=600
+        )  # where sandboxes run: the dedicated engine as root
+    except docker_engine.EngineUnavailable as error:
         pytest.fail(f"These tests need a Docker engine (./labdeck test starts one): {error}")
     mode = detect_mode()
     for recipe in ("hello-world", "busybox", "sandbox"):
@@ -113,7 +148,11 @@ def test_auto_detection_is_remembered_per_engine_and_kernel(
     saved = json.loads((profile_dir / PROFILE_FILE).read_text())
     info = docker_client.info()
     assert saved["profile"] == profile
-    assert saved["engine"] == {"engine_id": info["ID"], "kernel": info["KernelVersion"]}
+    assert saved["engine"] == {
+        "engine_id": info["ID"],
+        "kernel": info["KernelVersion"],
+        "data_root": info["DockerRootDir"],
+    }
     started = time.monotonic()
     again = resolve_runtime(docker_client, SANDBOX, profile_dir, setting="auto", labels=TEST_LABELS)
     assert again.profile == profile and "remembered" in again.reason
@@ -217,7 +256,7 @@ def sandbox(docker_client: docker.DockerClient, profile: runtime.Profile) -> Ite
         environment={"LABDECK_REGISTRY_MIRROR": MIRROR, "LABDECK_SANDBOX_NAME": "alice"},
     )["Id"]
     try:
-        api.start(container)
+        start_container(api, container, profile)
         yield container
     finally:
         _remove(lambda: api.remove_container(container, v=True, force=True))

@@ -11,18 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 import docker
 import pytest
 
-from app.sandboxes import naming, network
+from app.sandboxes import naming
+from app.sandboxes.docker import network
 from app.sandboxes.docker.network import NetworkInfo
 from app.sandboxes.docker.runtime import Profile
-from tests.sandboxes.conftest import SEED, TEST_LABELS, Lab, free_port, open_lab, run
+from tests.support.docker_lab import SEED, TEST_LABELS, Lab, free_port, open_lab, run
 
 pytestmark = pytest.mark.anyio
 DEBIAN_MIRROR = "deb.debian.org"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def info(egress: network.Egress = "allow", port: int = 5055) -> NetworkInfo:

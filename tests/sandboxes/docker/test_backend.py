@@ -23,15 +23,10 @@ from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
 from app.sandboxes.docker.containers import limits_host_config, storage_supports_quota
 from app.sandboxes.docker.exec import READY_PROBE, OutputTail, guarded
 from app.sandboxes.docker.status import stats_from_cgroup, stats_from_docker
-from tests.sandboxes.conftest import SANDBOX_IMAGE, TEST_LABELS, Lab, run
+from tests.support.docker_lab import SANDBOX_IMAGE, TEST_LABELS, Lab, run
 
 pytestmark = pytest.mark.anyio
 S = SandboxState
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # -- without an engine ---------------------------------------------------------------------

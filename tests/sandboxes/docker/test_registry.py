@@ -9,7 +9,7 @@ import pytest
 
 from app.sandboxes.docker import network
 from app.sandboxes.docker.registry import WorkshopRegistry, split_reference
-from tests.sandboxes.conftest import SEED, TEST_LABELS, Lab, free_port, instance_name
+from tests.support.docker_lab import SEED, TEST_LABELS, Lab, free_port, instance_name
 
 HELLO = SEED[0]
 
