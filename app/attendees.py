@@ -6,11 +6,13 @@ import re
 import secrets
 import unicodedata
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.models import Attendee, utcnow
 
 NAME_MAX = 40
+NAME_ATTEMPTS = 100
 # Characters that show nothing: control and format characters (zero-width spaces and joiners,
 # bidi overrides, tags), unassigned and private-use ones, plus the letters and symbols that
 # render as blanks (Hangul fillers, the braille blank, variation selectors).
@@ -113,15 +115,24 @@ def check_join_code(expected: str | None, given: str | None) -> None:
 
 
 def create_attendee(session: Session, workshop: str, raw_name: str) -> Attendee:
-    attendee = Attendee(
-        workshop=workshop,
-        name=unique_name(session, workshop, clean_name(raw_name)),
-        resume_key=secrets.token_urlsafe(24),
-    )
-    session.add(attendee)
-    session.commit()
-    session.refresh(attendee)
-    return attendee
+    """A new attendee under ``raw_name`` made unique. Joins of the same name in the same second
+    race for "Ada (2)": the database's unique index decides, and the loser takes the next one."""
+    name = clean_name(raw_name)
+    for _ in range(NAME_ATTEMPTS):
+        attendee = Attendee(
+            workshop=workshop,
+            name=unique_name(session, workshop, name),
+            resume_key=secrets.token_urlsafe(24),
+        )
+        session.add(attendee)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        session.refresh(attendee)
+        return attendee
+    raise JoinRefused("Too many people are joining under that name right now; try again.")
 
 
 def attendee_by_resume_key(session: Session, workshop: str, key: str) -> Attendee | None:

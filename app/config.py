@@ -128,8 +128,11 @@ class Settings(BaseSettings):
     )
     sandbox_log_size: str = Field("10m", description="Largest container log kept per sandbox.")
     sandbox_disk_quota: str | None = Field(
-        None,
-        description="Disk quota per sandbox where the storage driver supports one (overlay2 on xfs with pquota).",
+        "10g",
+        description="Disk cap per sandbox (its home, its writes and its inner engine's images "
+        "together) on LabDeck's dedicated engine, which keeps its data on a btrfs image for it; "
+        "also applied on overlay2 over xfs with pquota. Empty: no cap. Read from the environment "
+        "when the dedicated engine starts.",
     )
     sandbox_egress: Literal["allow", "none"] = Field(
         "allow",
@@ -153,6 +156,13 @@ class Settings(BaseSettings):
         le=64,
         description="Threads that do the portal's database work; async routes never wait "
         "on SQLite themselves.",
+    )
+    db_busy_timeout: float = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="Seconds a request waits for the database when another writer holds it; "
+        "past that it answers 503 (try again), never an error page.",
     )
     check_workers: int = Field(
         0,

@@ -22,28 +22,35 @@ BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _on_connect(dbapi_connection, busy_timeout_ms)
+
+    return on_connect
+
+
+def _on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     # Foreign keys are off by default in SQLite; WAL lets the dashboard read while checks write.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # A writer waits this long for a lock before giving up (then the request answers 503).
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-def make_engine(database_path: Path) -> Engine:
+def make_engine(database_path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     database_path.parent.mkdir(parents=True, exist_ok=True)
     # SQLite connections are cheap: no upper bound on the pool, so a burst never queues on it
     # (a bounded QueuePool of 5+10 hung the portal under 15 simultaneous checks).
     engine = create_engine(
         f"sqlite:///{database_path}",
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         pool_size=16,
         max_overflow=-1,
     )
-    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "connect", _pragmas(busy_timeout_ms))
     return engine
 
 
@@ -62,9 +69,11 @@ class Database:
     event loop never waits on SQLite. The connection pool has room for every one of those
     threads and for FastAPI's threads (sync routes), so nothing waits on the pool itself."""
 
-    def __init__(self, path: Path, workers: int = 8) -> None:
+    def __init__(
+        self, path: Path, workers: int = 8, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.path = path
-        self.engine = make_engine(path)
+        self.engine = make_engine(path, busy_timeout_ms)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="labdeck-db")
 
     async def run(self, work: Callable[[Session], T]) -> T:

@@ -7,8 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import BUSY_MESSAGE, DatabaseBusy, is_locked
 from app.templating import render
 
 log = logging.getLogger("labdeck")
@@ -57,6 +59,16 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 422, f"Check these fields: {fields}.")
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database locked past the busy timeout is a moment's wait, not a bug: 503, retry soon."""
+    if not isinstance(exc, DatabaseBusy) and not is_locked(exc):
+        return await _unexpected_error(request, exc)
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+    response = error_response(request, 503, BUSY_MESSAGE)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "The portal hit an unexpected error. It has been logged.")
@@ -65,4 +77,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DatabaseBusy, _database_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -66,7 +66,11 @@ async def running_services(
 ) -> AsyncIterator[Services]:
     """Every service, started; on the way out, stopped in reverse (sandboxes keep running)."""
     async with AsyncExitStack() as stack:
-        database = Database(settings.database_path, workers=settings.db_workers)
+        database = Database(
+            settings.database_path,
+            workers=settings.db_workers,
+            busy_timeout_ms=int(settings.db_busy_timeout * 1000),
+        )
         stack.callback(database.close)
         events = EventHub()
         events.bind(asyncio.get_running_loop())

@@ -38,6 +38,7 @@ INVALID_RESUME_LINK = (
     "Copy it again from your name at the top of a lesson page, or join again from the start page."
 )
 COOKIE_MAX_AGE = 14 * 24 * 3600
+CLIENT_CLOSED_REQUEST = 499  # nginx's name for it; nobody reads the answer
 
 
 def _login(response: Response, cookies: SessionCookies, attendee: Attendee, secure: bool) -> None:
@@ -142,9 +143,13 @@ async def join(
     # (its request cancelled) leaves no attendee behind who never got a cookie.
     try:
         await asyncio.shield(sandboxes.ensure_for(attendee.id))
+        vanished = await request.is_disconnected()
     except BaseException:
         await asyncio.shield(_undo_join(database, sandboxes, attendee.id))
         raise
+    if vanished:  # nobody will get the cookie: no attendee, no sandbox
+        await _undo_join(database, sandboxes, attendee.id)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     live.announce_join(events, attendee.id)
     response = RedirectResponse(_first_lesson_url(workshop), status_code=303)
     _login(response, cookies, attendee, secure=(settings.public_url or "").startswith("https://"))

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -20,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.config import Settings
 from tests.conftest import REPO
 from tests.instructor.support import TOKEN, Person, csrf, join, portal, sandboxes, sign_in
+from tests.support.websockets import receive_within
 
 ANYONE, ATTENDEE, INSTRUCTOR = "anyone", "attendee", "instructor"
 ROLES = ("anonymous", "ada", "bob", "wrong-token", "instructor")
@@ -148,18 +148,6 @@ def headers_of(role: str, person: Person) -> dict[str, str]:
     if role == "wrong-token":
         headers["Authorization"] = "Bearer not-the-token"
     return headers
-
-
-def receive_within(websocket: Any, seconds: float) -> dict[str, Any] | None:
-    """The next message the server sends, or None when it sends nothing for ``seconds``.
-    (TestClient only offers a blocking receive; this waits on the same stream with a limit.)"""
-
-    async def receive() -> dict[str, Any] | None:
-        with anyio.move_on_after(seconds):
-            return await websocket._send_rx.receive()  # type: ignore[no-any-return]
-        return None
-
-    return websocket.portal.call(receive)  # type: ignore[no-any-return]
 
 
 def websocket_close_code(person: Person, url: str, headers: dict[str, str]) -> int | None:
