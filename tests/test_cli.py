@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from app import cli
+from app.config import Settings
+from app.main import create_app
+from app.sandboxes.fake import FakeBackend
+from app.services import WRONG_TOKENS_PER_ADDRESS_PER_MINUTE
+from tests.support.live_server import LiveServer
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +67,50 @@ def test_serve_refuses_broken_content_with_the_problems_not_a_traceback(
     assert "content has problems" in result.output
     assert "01-first.md" in result.output
     assert "Traceback" not in result.output
+
+
+# -- forwarded headers (issue 13) ---------------------------------------------------------------
+
+
+def login_statuses(server_url: str, tries: int) -> list[int]:
+    """Wrong sign-ins from this machine, each claiming another client address."""
+    statuses = []
+    with httpx.Client(base_url=server_url) as browser:
+        browser.get("/")  # the CSRF cookie and the page's token
+        token = csrf_token_in(browser.get("/instructor").text)
+        for attempt in range(tries):
+            response = browser.post(
+                "/instructor/login",
+                data={"token": "wrong", "csrf_token": token},
+                headers={"X-Forwarded-For": f"203.0.113.{attempt}"},
+            )
+            statuses.append(response.status_code)
+    return statuses
+
+
+def csrf_token_in(html: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert match
+    return match.group(1)
+
+
+def served(settings: Settings) -> LiveServer:
+    """The portal under uvicorn with the options `labdeck serve` gives it."""
+    app = create_app(settings)
+    app.state.sandbox_backend = FakeBackend()
+    return LiveServer(app, **cli.uvicorn_options(settings))
+
+
+def test_forwarded_addresses_from_loopback_do_not_reset_the_limit(settings: Settings) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: anything on the
+    machine could then name a new address per try and guess the token without end."""
+    with served(settings) as server:
+        statuses = login_statuses(server.url, WRONG_TOKENS_PER_ADDRESS_PER_MINUTE + 2)
+    assert statuses == [403] * WRONG_TOKENS_PER_ADDRESS_PER_MINUTE + [429, 429]
+
+
+def test_a_configured_proxy_is_believed(settings: Settings) -> None:
+    behind_proxy = settings.model_copy(update={"trusted_proxies": "10.9.9.9, 127.0.0.1"})
+    with served(behind_proxy) as server:
+        statuses = login_statuses(server.url, WRONG_TOKENS_PER_ADDRESS_PER_MINUTE + 2)
+    assert statuses == [403] * (WRONG_TOKENS_PER_ADDRESS_PER_MINUTE + 2)  # one try per client

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, is_exempt
 from tests.instructor.support import Person, csrf, join, portal, sign_in
+from tests.support.websockets import receive_within
 
 
 @pytest.fixture
@@ -248,3 +249,16 @@ def test_a_malformed_multipart_body_is_never_a_500(
             response = person.post(path, content=body, headers={"Content-Type": content_type})
             assert response.status_code < 500, (path, response.status_code, response.text[:300])
             assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("origin", "code"),
+    [(SAME_HOST_OTHER_PORT, 4403), ("https://testserver", 4403), ("null", 4403), (OURS, None)],
+)
+def test_websockets_take_only_our_exact_origin(
+    attendee: Person, origin: str, code: int | None
+) -> None:
+    with attendee.websocket_connect("/ws/events", headers={"Origin": origin}) as websocket:
+        message = receive_within(websocket, 0.3)
+    closed = message["code"] if message and message["type"] == "websocket.close" else None
+    assert closed == code

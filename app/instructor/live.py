@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from sqlmodel import Session
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from app.db import Database
 from app.events import INSTRUCTOR_TOPIC, Event, EventHub
@@ -64,10 +64,10 @@ class DashboardFeed:
         async with self.listen() as updates:
             sender = asyncio.create_task(_forward(websocket, updates))
             try:
-                while True:  # the dashboard sends nothing we need; reading notices the disconnect
-                    await websocket.receive_text()
-            except WebSocketDisconnect:
-                pass
+                # The dashboard sends nothing we need; reading notices the disconnect. Any
+                # frame, text or binary, is read and dropped (receive_text() broke on binary).
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    pass
             finally:
                 sender.cancel()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
 from app.deps import ServicesDep
 from app.events import BROADCAST_TOPIC, Subscription, attendee_topic
@@ -22,11 +22,10 @@ async def attendee_events(websocket: WebSocket, services: ServicesDep) -> None:
     async with services.events.subscribe(*topics) as events:
         sender = asyncio.create_task(_forward(websocket, events))
         try:
-            # The client sends nothing we need; reading notices the disconnect.
-            while True:
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
+            # The client sends nothing we need; reading notices the disconnect. Any frame,
+            # text or binary, is read and dropped (receive_text() broke on a binary one).
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
         finally:
             sender.cancel()
 

@@ -4,10 +4,10 @@ attendee's cookie (or the instructor's token), and an Origin we serve."""
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from fastapi import WebSocket
 
+from app.csrf import expected_origin, parse_origin
 from app.deps import authenticate_attendee, instructor_refusal
 from app.models import Attendee
 from app.services import Services
@@ -23,15 +23,14 @@ SANDBOX_UNAVAILABLE = 4503
 
 
 def origin_allowed(websocket: WebSocket, public_url: str | None) -> bool:
-    """Browsers send Origin; it must be this portal (its Host header, or the public URL)."""
+    """Browsers send Origin; it must be this portal exactly (scheme, host and port of its Host
+    header, or of the public URL): a page on another port of the same host is refused."""
     origin = websocket.headers.get("origin")
     if origin is None:
         return True  # not a browser (scripts, tests): the cookie still has to be right
-    origin_host = urlsplit(origin).netloc.lower()
-    allowed = {websocket.headers.get("host", "").lower()}
-    if public_url:
-        allowed.add(urlsplit(public_url).netloc.lower())
-    return origin_host in allowed
+    given = parse_origin(origin)
+    ours = {expected_origin(websocket.scope, public_url), expected_origin(websocket.scope, None)}
+    return given is not None and given in ours
 
 
 async def admit_attendee(websocket: WebSocket, services: Services) -> Attendee | None:

@@ -64,7 +64,7 @@ class FakeTty:
 
     def __init__(self, backend: FakeBackend, name: str) -> None:
         self._backend = backend
-        self._name = name
+        self.name = name
         self._output: asyncio.Queue[bytes] = asyncio.Queue()
         self.size: tuple[int, int] | None = None
         self.closed = False
@@ -75,8 +75,8 @@ class FakeTty:
         return await self._output.get()
 
     async def write(self, data: bytes) -> None:
-        if self.closed or not self._backend.is_running(self._name):
-            raise SandboxGone(f"Sandbox {self._name} is gone.")
+        if self.closed or not self._backend.is_running(self.name):
+            raise SandboxGone(f"Sandbox {self.name} is gone.")
         await self._output.put(data)
 
     async def resize(self, cols: int, rows: int) -> None:
@@ -170,6 +170,9 @@ class FakeBackend:
         self.calls.append(("stop", name))
         if name in self.sandboxes:
             self.sandboxes[name].state = SandboxState.STOPPED
+        for tty in self.ttys:  # as an engine ends the exec streams of a stopped container
+            if tty.name == name:
+                await tty.close()
 
     async def remove(self, name: str) -> None:
         self.calls.append(("remove", name))

@@ -142,6 +142,39 @@ class Lifecycle:
             await self.transitions.set_state(name, SandboxState.STOPPED, "")
             return True
 
+    async def notice_stopped(self) -> list[str]:
+        """Mark STOPPED the READY sandboxes whose container no longer runs (a `docker stop`
+        or a crash behind our back), so pages and /api/me say so; they start again on use.
+        Returns their names."""
+        listed_at = utcnow()
+        running = {
+            info.name
+            for info in await self.backend.list()
+            if info.state in (SandboxState.READY, SandboxState.STARTING)
+        }
+        noticed = []
+        for row in await self.records.all():
+            # One that became ready after the list was taken is not in it, and runs.
+            fresh = row.ready_at is not None and aware(row.ready_at) >= listed_at
+            if row.state == SandboxState.READY and row.container_name not in running and not fresh:
+                async with self.locks(row.container_name):
+                    current = await self.records.by_name(row.container_name)
+                    if current is None or current.state != SandboxState.READY:
+                        continue
+                    await self.transitions.set_state(row.container_name, SandboxState.STOPPED)
+                noticed.append(row.container_name)
+        if noticed:
+            log.info("sandboxes stopped behind our back: %s", noticed)
+        return noticed
+
+    async def watch_running(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.notice_stopped()
+            except Exception:  # the engine may be briefly away: the next round looks again
+                log.exception("could not look at the running sandboxes")
+
     async def run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)

@@ -68,6 +68,7 @@ class ServiceConfig:
     max_age: float = 8 * 3600.0
     create_timeout: float = 180.0
     reap_interval: float = 30.0
+    watch_interval: float = 5.0  # how soon a sandbox stopped behind our back is noticed
     orphan_grace: float = ORPHAN_GRACE_SECONDS
     labels: Mapping[str, str] = field(default_factory=dict)  # e.g. io.labdeck.test=1
 
@@ -210,7 +211,7 @@ class SandboxService:
                 continue  # reset meanwhile
             changed = self.transitions.waiter(row.container_name)
             if row.state == SandboxState.READY:
-                if await self._still_alive(row.container_name):
+                if await self.still_running(row.container_name):
                     return row.container_name
                 continue
             if row.state == SandboxState.FAILED:
@@ -303,6 +304,7 @@ class SandboxService:
         self.admission.start()
         self.run_in_background(self.pool.run())
         self.run_in_background(self.lifecycle.run(self.config.reap_interval))
+        self.run_in_background(self.lifecycle.watch_running(self.config.watch_interval))
         self.problem = None
         self._connected.set()
         return report
@@ -400,7 +402,7 @@ class SandboxService:
         task = self.run_in_background(self.lifecycle.start(name))
         task.add_done_callback(lambda _: self._starting.discard(name))
 
-    async def _still_alive(self, name: str) -> bool:
+    async def still_running(self, name: str) -> bool:
         """Whether a READY row's container still runs; fixes the row when it does not.
 
         ``list`` answers from the engine's container list in milliseconds, where ``status``

@@ -51,6 +51,8 @@ class Sandboxes(Protocol):
 
     def touch(self, attendee_id: int) -> None: ...
 
+    async def still_running(self, name: str) -> bool: ...
+
 
 class SandboxUnready(Exception):
     """The sandbox did not become ready; the message is for the person at the terminal."""
@@ -105,7 +107,14 @@ async def _attach_and_pump(
     if connection.size != size:  # the page resized while the exec started
         await tty.resize(connection.size.cols, connection.size.rows)
     await connection.send_status("connected", f"Connected to {name}.", sandbox=name)
-    await connection.pump_output(tty)
+    try:
+        await connection.pump_output(tty)
+    except ShellEnded:
+        # The stream also ends when the container stops (a `docker stop` behind our back):
+        # that is no shell's exit, and the page should come back to a started sandbox.
+        if not await sandboxes.still_running(name):
+            raise SandboxGone(f"Sandbox {name} stopped.") from None
+        raise
 
 
 async def _following(

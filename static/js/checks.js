@@ -54,6 +54,34 @@
     }).catch(() => { /* the first Check runs the setup too */ });
   }
 
+  // Check pressed while a command still runs in the terminal (a docker build, say): the
+  // results are of that moment, and may contradict each other. The card says so.
+  const busySince = {};
+
+  function noteBusyTerminal(event) {
+    const button = event.target.closest && event.target.closest(".check-button");
+    const terminal = window.labdeckTerminal;
+    if (!button || !terminal || !terminal.commandRunningFor) return;
+    const card = button.closest(".task-card");
+    busySince[card.dataset.task] = terminal.commandRunningFor();
+  }
+
+  function sayWorkInProgress(event) {
+    const card = event.target.closest && event.target.closest(".task-card");
+    if (!card || !(card.dataset.task in busySince)) return;
+    const seconds = busySince[card.dataset.task];
+    delete busySince[card.dataset.task];
+    const notice = document.getElementById("notice-" + card.dataset.task);
+    if (seconds === null || !notice || !notice.hidden) return;
+    notice.textContent = "A command was still running in your terminal (for " + seconds + " s) when you " +
+      "pressed Check: these results are from that moment and may change when it finishes. " +
+      "Check again once your prompt is back.";
+    notice.classList.add("work-in-progress");
+    notice.hidden = false;
+  }
+
+  document.addEventListener("htmx:beforeRequest", noteBusyTerminal);
+  document.addEventListener("htmx:afterSettle", sayWorkInProgress);
   document.addEventListener("labdeck:check", (event) => showCheck(event.detail));
   document.addEventListener("labdeck:task", (event) => showCard(event.detail));
   document.addEventListener("labdeck:watch", (event) => showWatch(event.detail));

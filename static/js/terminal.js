@@ -141,6 +141,14 @@
       this.term.loadAddon(this.fitAddon);
       this.term.open(this.element);
       this.term.attachCustomKeyEventHandler((event) => this.onKey(event));
+      // The sandbox's prompt marks (OSC 133, set in its bashrc): A = a prompt, C = a command
+      // starts. Between C and the next A a command runs: checks.js says so next to results.
+      this.commandSince = null;
+      this.term.parser.registerOscHandler(133, (data) => {
+        if (data.startsWith("C")) this.commandSince = Date.now();
+        else if (data.startsWith("A")) this.commandSince = null;
+        return true;
+      });
       this.term.onResize((size) => {
         if (!this.followed) this.sendControl({ type: "resize", cols: size.cols, rows: size.rows });
       });
@@ -382,6 +390,11 @@
     });
   }
 
+  // Seconds the command typed in the terminal has been running, or null at a prompt.
+  function commandRunningFor(terminal) {
+    return terminal.commandSince === null ? null : Math.round((Date.now() - terminal.commandSince) / 1000);
+  }
+
   function start() {
     const element = document.getElementById("terminal");
     if (!element) return;
@@ -389,7 +402,10 @@
     if (!terminal) return;
     window.labdeckTerminalSession = terminal; // for tests and the console
     if (!terminal.readOnly) {
-      window.labdeckTerminal = { run: (command, interrupt) => terminal.run(command, interrupt) };
+      window.labdeckTerminal = {
+        run: (command, interrupt) => terminal.run(command, interrupt),
+        commandRunningFor: () => commandRunningFor(terminal),
+      };
     }
   }
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from tests.instructor.support import TOKEN, checked, portal
+from tests.support.browser import check_task, portal
 from tests.support.live_server import LiveServer
+from tests.support.settings import INSTRUCTOR_TOKEN as TOKEN
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +54,7 @@ def test_dashboard_updates_live_as_the_attendee_works(browser: Any, server: Live
         cell = row.locator('td[data-task="run-hello-world"]')
         assert cell.get_attribute("class") == "cell"  # not tried
         started = time.perf_counter()
-        assert server.call(checked, server.app, attendee_id, "run-hello-world")
+        assert server.call(check_task, server.app, attendee_id, "run-hello-world")
         dashboard.wait_for_selector(
             f'#attendee-{attendee_id} td.passed[data-task="run-hello-world"]',
             timeout=2000,
@@ -64,7 +65,7 @@ def test_dashboard_updates_live_as_the_attendee_works(browser: Any, server: Live
 
         # The row's menu acts on the attendee's sandbox; the row follows the sandbox's state.
         dashboard.click(f"#attendee-{attendee_id} .row-menu")
-        dashboard.click(f"#attendee-{attendee_id} .menu button:has-text('Stop sandbox')")
+        dashboard.click(".row-actions button:has-text('Stop sandbox')")
         dashboard.wait_for_selector(f'#attendee-{attendee_id} .sandbox-state[data-state="stopped"]')
         assert "Stopped the sandbox of" in dashboard.locator("#flash").inner_text()
 

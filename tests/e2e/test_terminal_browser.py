@@ -110,3 +110,32 @@ def test_copy_and_paste_with_ctrl_shift_c_and_v(browser: Any, docker_portal: Por
         wait_for_rows(page, "pasted-3")
     finally:
         context.close()
+
+
+def test_the_welcome_text_breaks_between_words_in_a_narrow_terminal(
+    browser: Any, docker_portal: Portal
+) -> None:
+    """Issue 14, item 11: at about 60 columns the sandbox's welcome text is folded by the shell
+    between words, so xterm.js never has to wrap a row in the middle of a word."""
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    try:
+        page.goto(docker_portal.url + "/")
+        page.fill("#name", "Narrow Reader")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/lessons/*")
+        wait_for_rows(page, "Welcome to your LabDeck sandbox!", timeout=180_000)
+        wait_for_rows(page, "$ ")
+        cols = page.evaluate("window.labdeckTerminalSession.term.cols")
+        assert cols < 80  # narrower than the text was written for
+        rows = page.evaluate(
+            """() => { const buffer = window.labdeckTerminalSession.term.buffer.active; const rows = [];
+                       for (let y = 0; y < buffer.length; y++) { const line = buffer.getLine(y);
+                         rows.push([line.isWrapped, line.translateToString(true)]); }
+                       return rows; }"""
+        )
+        welcome = [text for wrapped, text in rows if "$ " not in text]
+        assert not any(wrapped for wrapped, text in rows if "$ " not in text), welcome
+        assert "sudo service docker restart" in " ".join(welcome)
+    finally:
+        context.close()

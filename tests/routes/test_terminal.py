@@ -22,8 +22,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.config import Settings
 from app.attendees import create_attendee
+from app.config import Settings
 from app.cookies import COOKIE_NAME
 from app.main import create_app
 from app.sandboxes.base import SandboxBackend
@@ -186,6 +186,41 @@ async def test_sandbox_progress_reaches_the_page_as_status(
     # The join set the sandbox going: the page sees it from wherever it had got to.
     assert states[0] in ("queued", "creating", "starting") and "starting" in states
     assert states[-1] == "connected"
+
+
+async def api_me_state(portal: Portal, cookie: str) -> str:
+    async with httpx.AsyncClient(base_url=portal.url) as client:
+        me = await client.get("/api/me", headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
+    return str(me.json()["sandbox"]["state"])
+
+
+async def test_a_sandbox_stopped_behind_the_portals_back_says_so_and_comes_back(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    cookie = portal.join("Ada")
+    async with portal.socket(cookie=cookie) as ws:
+        name = (await statuses_until_connected(ws))[-1]["sandbox"]
+        await fake_backend.stop(name)  # not through the portal: as `docker stop` would
+        assert await close_code(ws) == 4503  # not 1000: the page reconnects
+    assert await api_me_state(portal, cookie) == "stopped"
+    async with portal.socket(cookie=cookie) as ws:
+        assert (await statuses_until_connected(ws))[-1]["sandbox"] == name  # started again
+        await ws.send(b"back")
+        assert await read_until(ws, b"back") == b"back"
+    assert await api_me_state(portal, cookie) == "ready"
+
+
+async def test_a_stop_behind_the_portals_back_is_noticed_without_a_terminal(
+    portal: Portal, fake_backend: FakeBackend
+) -> None:
+    cookie = portal.join("Ada")
+    name = portal.call(
+        portal.app.state.services.sandboxes.ready_sandbox, portal.attendee_id(cookie)
+    )
+    await fake_backend.stop(name)
+    async with asyncio.timeout(15):  # the service looks every 5 s
+        while await api_me_state(portal, cookie) != "stopped":
+            await asyncio.sleep(0.2)
 
 
 async def test_keys_typed_while_the_sandbox_starts_arrive_once_it_is_there(
@@ -547,3 +582,22 @@ async def test_a_flood_in_one_terminal_does_not_slow_anothers_echo(
     p50, p99 = statistics.median(times), sorted(times)[98]
     assert p50 <= ECHO_P50_TARGET, f"echo p50 {p50 * 1000:.1f} ms during a flood"
     assert p99 <= ECHO_P99_TARGET, f"echo p99 {p99 * 1000:.1f} ms during a flood"
+
+
+@pytest.mark.docker
+async def test_docker_stop_behind_the_portals_back_closes_4503_and_the_sandbox_comes_back(
+    docker_portal: Portal,
+) -> None:
+    cookie = docker_portal.join("Stopped")
+    async with shell(docker_portal, cookie) as ws:
+        await run(ws, "echo BEFORE_STOP > ~/kept.txt && echo written", "written")
+        name = docker_portal.call(
+            docker_portal.app.state.services.sandboxes.ready_sandbox,
+            docker_portal.attendee_id(cookie),
+        )
+        subprocess.run(["docker", "stop", "-t", "1", name], check=True, capture_output=True)
+        assert await close_code(ws, timeout=30) == 4503
+    assert await api_me_state(docker_portal, cookie) == "stopped"
+    async with shell(docker_portal, cookie) as ws:  # reconnecting starts it again
+        assert b"BEFORE_STOP" in await run(ws, "cat ~/kept.txt", "BEFORE_STOP")
+    assert await api_me_state(docker_portal, cookie) == "ready"

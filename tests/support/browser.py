@@ -51,6 +51,12 @@ class ClassroomBackend(FakeBackend):
     async def health(self) -> BackendHealth:
         return BackendHealth(engine="ok", registry=self.registry)
 
+    async def show(self, text: str) -> None:
+        """Output of the shell in every open terminal (call it on the server's loop)."""
+        for tty in self.ttys:
+            if not tty.closed:
+                await tty.write(text.replace("\n", "\r\n").encode())
+
 
 def portal(settings: Settings, backend: FakeBackend | None = None, **changes: Any) -> FastAPI:
     """The real app over a fake backend (no warm pool unless ``changes`` says so)."""

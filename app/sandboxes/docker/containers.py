@@ -7,9 +7,10 @@ process limits, a json-file log capped at ``Limits.log_size``, the instance's sa
 images in a named volume ``<name>-docker`` at /var/lib/docker: overlay2 cannot sit on the
 container's own overlayfs, and the volume survives a stop.
 
-Disk quota: ``storage_opt size=`` works only with overlay2 on xfs mounted with ``pquota``. On any
-other storage driver the quota is skipped (logged once per backend). Even where it works it caps
-the container's own layer, not the inner engine's volume, where most of an attendee's bytes go.
+Disk quota: ``storage_opt size=`` works with btrfs (LabDeck's capped dedicated engine, see
+``disk.py``: there the inner engine keeps its data in the capped layer too, with no volume, so
+one limit covers everything) and with overlay2 on xfs mounted with ``pquota`` (there it caps the
+container's own layer, not the inner engine's volume). Elsewhere it is skipped (logged once).
 
 Everything here blocks: call it from a worker thread.
 """
@@ -29,7 +30,7 @@ from docker.types import LogConfig
 
 from app.sandboxes import naming
 from app.sandboxes.base import Limits, SandboxError, SandboxSpec
-from app.sandboxes.docker import cgroups
+from app.sandboxes.docker import cgroups, disk
 from app.sandboxes.docker.engine import engine_address
 from app.sandboxes.docker.runtime import Profile, create_host_config
 from app.sandboxes.naming import Role
@@ -102,8 +103,11 @@ def limits_host_config(limits: Limits, *, disk_quota: bool) -> dict[str, Any]:
 
 
 def storage_supports_quota(engine_info: Mapping[str, Any]) -> bool:
-    """overlay2 on xfs; whether xfs has ``pquota`` only the engine's answer to a create tells."""
+    """btrfs (the capped dedicated engine, ``disk.py``), or overlay2 on xfs, where whether xfs
+    has ``pquota`` only the engine's answer to a create tells."""
     status = dict(engine_info.get("DriverStatus") or [])
+    if engine_info.get("Driver") == disk.STORAGE_DRIVER:
+        return True
     return engine_info.get("Driver") == "overlay2" and status.get("Backing Filesystem") == "xfs"
 
 
@@ -132,6 +136,8 @@ def start_container(api: docker.APIClient, name: str, runtime: Profile) -> None:
         uid, gid = remapped_root_of(pid)
         if uid:
             cgroups.delegate(pid, uid, gid)
+    except FileNotFoundError:
+        return  # it has stopped already; the ready probe reports it with its log
     except OSError as error:
         if runtime != "userns":
             return  # a portal in a container may not see the host's /proc; nothing is due
@@ -149,6 +155,7 @@ class SandboxContainers:
         self.config = config
         self._get_api = api  # connects on first use
         self._quota_supported: bool | None = None
+        self._storage_driver = ""
 
     @property
     def api(self) -> docker.APIClient:
@@ -168,7 +175,6 @@ class SandboxContainers:
         return attrs
 
     def create(self, spec: SandboxSpec) -> None:
-        api, volume = self.api, naming.engine_volume_name(spec.name)
         labels = naming.labels_for(
             self.config.instance,
             Role.SANDBOX,
@@ -176,9 +182,10 @@ class SandboxContainers:
             attendee=spec.attendee,
             extra={**self.config.extra_labels, **spec.labels},
         )
-        api.create_volume(volume, labels=labels)
+        quota = self._disk_quota_supported()
+        volume = None if self._engine_in_layer(spec) else self._engine_volume(spec, labels)
         try:
-            self._create_with_limits(spec, labels, volume, quota=self._disk_quota_supported())
+            self._create_with_limits(spec, labels, volume, quota=quota)
         except APIError as error:
             if not spec.limits.disk_quota or not any(
                 word in str(error.explanation) for word in _QUOTA_REFUSED
@@ -186,17 +193,32 @@ class SandboxContainers:
                 raise
             log.warning("The engine refused a disk quota (%s); sandboxes run without one.", error)
             self._quota_supported = False
+            volume = self._engine_volume(spec, labels)
             self._create_with_limits(spec, labels, volume, quota=False)
 
+    def _engine_volume(self, spec: SandboxSpec, labels: dict[str, str]) -> str:
+        volume = naming.engine_volume_name(spec.name)
+        self.api.create_volume(volume, labels=labels)
+        return volume
+
+    def _engine_in_layer(self, spec: SandboxSpec) -> bool:
+        """On the capped btrfs engine (``disk.py``) the inner engine keeps its data in the
+        sandbox's own capped layer, where overlay2 works, rather than in an uncapped volume."""
+        return (
+            bool(spec.limits.disk_quota)
+            and self._disk_quota_supported()
+            and self._storage_driver == disk.STORAGE_DRIVER
+        )
+
     def _create_with_limits(
-        self, spec: SandboxSpec, labels: dict[str, str], volume: str, *, quota: bool
+        self, spec: SandboxSpec, labels: dict[str, str], volume: str | None, *, quota: bool
     ) -> None:
         api, network = self.api, self.config.network
         host_config = create_host_config(
             api,
             self.config.runtime,
             apparmor=self.config.apparmor,
-            binds={volume: {"bind": ENGINE_DIR, "mode": "rw"}},
+            binds={volume: {"bind": ENGINE_DIR, "mode": "rw"}} if volume else None,
             network_mode=network,
             **limits_host_config(spec.limits, disk_quota=quota),
         )
@@ -223,7 +245,9 @@ class SandboxContainers:
 
     def _disk_quota_supported(self) -> bool:
         if self._quota_supported is None:
-            self._quota_supported = storage_supports_quota(self.api.info())
+            info = self.api.info()
+            self._storage_driver = str(info.get("Driver"))
+            self._quota_supported = storage_supports_quota(info)
             if not self._quota_supported:
                 log.info("The engine's storage driver takes no disk quota; sandboxes run without.")
         return self._quota_supported

@@ -6,8 +6,14 @@ images: an inner engine asked for ``hello-world`` asks its mirror for ``library/
 Online (``proxy_remoteurl`` set), it is a pull-through cache of that upstream and is not seeded.
 
 It runs on the host engine's default network, published on the sandbox network's gateway IP
-(for the sandboxes, see ``network.py``) and on 127.0.0.1 (for pushes from the host engine, which
-trusts loopback registries without TLS).
+(for the sandboxes, see ``network.py``) and on 127.0.0.1 (for the portal's own reads).
+
+It is read-only (distribution's ``storage.maintenance.readonly``): it is every sandbox's mirror,
+and an attendee with a push to it would change what every other attendee pulls (issue 13). The
+seeding writes through a second registry on the same storage, the *seeder*, which lives only
+while the seed is pushed and is published on a loopback port the engine picks: the host engine
+pushes to it (it trusts loopback registries without TLS); the sandboxes' firewall chain drops
+everything from their bridge but the read-only registry's port on the gateway.
 
 These methods block; call them from a thread (``asyncio.to_thread``) in async code.
 """
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +48,8 @@ _MANIFEST_TYPES = ", ".join(
     ]
 )
 _HEALTHY_WITHIN_SECONDS = 20.0
+# distribution reads nested settings from JSON in one variable; pushes and deletes get 405.
+READ_ONLY_ENV = 'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}'
 
 
 class RegistryError(RuntimeError):
@@ -82,6 +91,7 @@ class WorkshopRegistry:
         self._image = image
         self._extra_labels = dict(extra_labels or {})
         self.name = naming.registry_name(instance)
+        self.seeder_name = seeder_name(instance)
         self.volume = naming.registry_volume_name(instance)
 
     @property
@@ -126,19 +136,16 @@ class WorkshopRegistry:
         return "\nIts last log lines:\n" + logs.strip() if logs.strip() else ""
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.local_url}/v2/", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return _answers(self.local_url)
 
     def remove(self, *, data: bool = False) -> None:
         """Remove the container, and with ``data`` its volume. Missing ones are done."""
         remove_registry(self._client, self._instance, data=data)
 
-    def _wait_healthy(self) -> bool:
+    def _wait_healthy(self, url: str | None = None) -> bool:
         deadline = time.monotonic() + _HEALTHY_WITHIN_SECONDS
         while time.monotonic() < deadline:
-            if self.healthy():
+            if _answers(url or self.local_url):
                 return True
             time.sleep(0.1)
         return False
@@ -154,20 +161,21 @@ class WorkshopRegistry:
         return [(self._network.gateway, str(self.port)), ("127.0.0.1", str(self.port))]
 
     def _wanted_env(self) -> list[str]:
-        return [f"REGISTRY_PROXY_REMOTEURL={self.proxy_remoteurl}"] if self.proxy_remoteurl else []
+        proxy = [f"REGISTRY_PROXY_REMOTEURL={self.proxy_remoteurl}"] if self.proxy_remoteurl else []
+        return sorted([READ_ONLY_ENV, *proxy])
 
     def _is_as_wanted(self, attrs: Mapping[str, Any]) -> bool:
         bindings = ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).get(CONTAINER_PORT)
         have = sorted((b.get("HostIp", ""), b.get("HostPort", "")) for b in bindings or [])
         env = (attrs.get("Config") or {}).get("Env") or []
-        proxy = [entry for entry in env if entry.startswith("REGISTRY_PROXY_REMOTEURL=")]
+        registry_env = sorted(entry for entry in env if entry.startswith("REGISTRY_"))
         try:
             image_id = self._client.api.inspect_image(self._image)["Id"]
         except ImageNotFound:
             image_id = attrs.get("Image")
         return (
             have == sorted(self._wanted_bindings())
-            and proxy == self._wanted_env()
+            and registry_env == self._wanted_env()
             and attrs.get("Image") == image_id
             and naming.belongs_to(
                 (attrs.get("Config") or {}).get("Labels"), self._instance, Role.REGISTRY
@@ -207,27 +215,77 @@ class WorkshopRegistry:
     # -- seeding ---------------------------------------------------------------------------
 
     def seed(self, images: Iterable[tuple[str, str]]) -> list[SeedResult]:
-        """Push each ``(local_tag, hub_name)`` unless the registry holds that very image. In
-        pull-through mode nothing is pushed (such a registry refuses pushes)."""
+        """Push each ``(local_tag, hub_name)`` unless the registry holds that very image, through
+        a seeder started for the purpose (none when nothing is missing). In pull-through mode
+        nothing is pushed (such a registry refuses pushes)."""
         if self.proxy_remoteurl:
             return []
-        return [self._seed_one(local_tag, hub_name) for local_tag, hub_name in images]
+        wanted = [
+            (local_tag, hub_name, self._image_id(local_tag)) for local_tag, hub_name in images
+        ]
+        missing = [item for item in wanted if not self._holds(item[1], item[2])]
+        pushed: dict[str, SeedResult] = {}
+        if missing:
+            with self._seeder() as port:
+                for local_tag, hub_name, image_id in missing:
+                    pushed[hub_name] = self._seed_one(port, local_tag, hub_name, image_id)
+        return [
+            pushed.get(hub_name) or SeedResult(local_tag, _reference(hub_name), False, 0.0)
+            for local_tag, hub_name, _ in wanted
+        ]
 
-    def _seed_one(self, local_tag: str, hub_name: str) -> SeedResult:
-        started = time.monotonic()
-        repository, tag = split_reference(hub_name)
-        api = self._client.api
+    def _image_id(self, local_tag: str) -> str:
         try:
-            image_id = api.inspect_image(local_tag)["Id"]
+            return str(self._client.api.inspect_image(local_tag)["Id"])
         except ImageNotFound as error:
             raise RegistryError(
                 f"Image {local_tag} is missing, so it cannot go into the workshop registry. "
                 "Build it with `labdeck images build`."
             ) from error
-        reference = f"{repository}:{tag}"
-        if self.config_digest(repository, tag) == image_id:
-            return SeedResult(local_tag, reference, False, round(time.monotonic() - started, 2))
-        target = f"127.0.0.1:{self.port}/{repository}"
+
+    def _holds(self, hub_name: str, image_id: str) -> bool:
+        return self.config_digest(*split_reference(hub_name)) == image_id
+
+    @contextmanager
+    def _seeder(self) -> Iterator[int]:
+        """A writable registry on the same storage for as long as the block runs; its port."""
+        api = self._client.api
+        _remove_container(api, self.seeder_name)  # one a crash left behind
+        labels = naming.labels_for(self._instance, Role.REGISTRY, extra=self._extra_labels)
+        try:
+            api.create_container(
+                self._image,
+                name=self.seeder_name,
+                labels=labels,
+                ports=[5000],
+                host_config=api.create_host_config(
+                    port_bindings={5000: ("127.0.0.1",)},  # a free port, loopback only
+                    binds={self.volume: {"bind": DATA_DIR, "mode": "rw"}},
+                    log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": "1m"}),
+                ),
+            )
+        except ImageNotFound as error:
+            raise RegistryError(
+                f"The registry image {self._image} is missing. "
+                "Build it with `labdeck images build`."
+            ) from error
+        try:
+            api.start(self.seeder_name)
+            port = int(api.port(self.seeder_name, 5000)[0]["HostPort"])
+            if not self._wait_healthy(f"http://127.0.0.1:{port}"):
+                raise RegistryError(
+                    f"The registry that seeds the workshop registry ({self.seeder_name}) does not "
+                    f"answer on 127.0.0.1:{port}. `docker logs {self.seeder_name}` says why."
+                )
+            yield port
+        finally:
+            _remove_container(api, self.seeder_name)
+
+    def _seed_one(self, port: int, local_tag: str, hub_name: str, image_id: str) -> SeedResult:
+        started = time.monotonic()
+        repository, tag = split_reference(hub_name)
+        api = self._client.api
+        target = f"127.0.0.1:{port}/{repository}"
         api.tag(image_id, target, tag)
         try:
             self._push(target, tag)
@@ -236,6 +294,7 @@ class WorkshopRegistry:
                 api.remove_image(f"{target}:{tag}", noprune=True)
             except APIError as error:
                 log.debug("untagging %s:%s: %s", target, tag, error)
+        reference = _reference(hub_name)
         return SeedResult(local_tag, reference, True, round(time.monotonic() - started, 2))
 
     def _push(self, target: str, tag: str) -> None:
@@ -263,19 +322,39 @@ class WorkshopRegistry:
         return str(digest) if digest else None
 
 
+def seeder_name(instance: str) -> str:
+    return naming.check_name(f"{naming.registry_name(instance)}-seed")
+
+
+def _reference(hub_name: str) -> str:
+    repository, tag = split_reference(hub_name)
+    return f"{repository}:{tag}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _remove_container(api: docker.APIClient, name: str) -> None:
+    try:
+        api.remove_container(name, force=True, v=True)
+    except APIError as error:
+        if error.status_code not in (404, 409):  # gone, or going already
+            raise
+
+
 def remove_registry(client: docker.DockerClient, instance: str, *, data: bool = False) -> None:
-    """Remove ``instance``'s registry container, and with ``data`` its volume, without needing
-    its network (a throw-away instance's teardown has none at hand). Missing ones are done."""
-    removals = [
-        lambda: client.api.remove_container(naming.registry_name(instance), force=True, v=True)
-    ]
+    """Remove ``instance``'s registry container (and a seeder left running), and with ``data``
+    its volume, without needing its network (a throw-away instance's teardown has none at
+    hand). Missing ones are done."""
+    _remove_container(client.api, seeder_name(instance))
+    _remove_container(client.api, naming.registry_name(instance))
     if data:
-        removals.append(
-            lambda: client.api.remove_volume(naming.registry_volume_name(instance), force=True)
-        )
-    for remove in removals:
         try:
-            remove()
+            client.api.remove_volume(naming.registry_volume_name(instance), force=True)
         except APIError as error:
-            if error.status_code not in (404, 409):  # gone, or going already
+            if error.status_code not in (404, 409):
                 raise

@@ -71,3 +71,39 @@ def test_chown_hands_v2_only_the_delegation_files(tmp_path: Path) -> None:
 
 def test_remapped_root_of_this_process_is_root() -> None:
     assert remapped_root_of(os.getpid()) == (0, 0)
+
+
+def test_v1_hands_over_the_directory_and_process_files_never_the_limits(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    for name in ("cgroup.procs", "tasks", "memory.limit_in_bytes"):
+        (tmp_path / name).write_text("")
+    cgroups._chown_delegated(tmp_path, 100000, 100000, v2=False)
+    owners = {entry.name: entry.stat().st_uid for entry in tmp_path.iterdir()}
+    assert owners == {"cgroup.procs": 100000, "tasks": 100000, "memory.limit_in_bytes": 0}
+
+
+@pytest.mark.docker
+def test_limits_hold_from_outside_and_inner_limits_work() -> None:
+    from app.sandboxes.base import Limits
+    from app.sandboxes.docker import sandbox_engine
+    from app.sandboxes.docker.engine import docker_client
+    from tests.support.docker_lab import open_lab, run
+
+    address = sandbox_engine.selected_address()
+    if address is None:
+        pytest.fail("./labdeck test starts the dedicated engine; it is not running")
+    lab = open_lab(docker_client(timeout=600, address=address), "userns", "cgroups")
+    try:
+        name = run(lab.ready_sandbox("limits", Limits(memory="768m", pids=300)))
+        raise_own = (
+            "sudo sh -c 'echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes' 2>&1; "
+            "sudo sh -c 'echo max > /sys/fs/cgroup/pids/pids.max' 2>&1; "
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+        )
+        output = run(lab.backend.exec(name, raise_own)).output
+        assert output.split()[-2:] == [str(768 * 1024**2), "300"], output
+        inner = "docker run --rm -m 64m busybox cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+        assert str(64 * 1024**2) in run(lab.backend.exec(name, inner, timeout=120)).output
+    finally:
+        lab.close()

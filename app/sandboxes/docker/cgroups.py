@@ -1,0 +1,74 @@
+"""Cgroup delegation: hand a sandbox's own cgroup directories to its (remapped) root, so that the
+inner engine's runc can make cgroups for inner containers (issue 13).
+
+Under the ``userns`` profile the sandbox's root is an unprivileged host uid, and the cgroup
+directories Docker makes for the sandbox belong to the host's root: runc inside cannot create
+child cgroups until they are chowned to the remapped root. The sandbox's init waits for this
+(``labdeck-init``, ``wait_for_cgroup_delegation``) before it starts the inner engine.
+
+- cgroup v1 (this host): every hierarchy's ``<mount>/<path>`` from ``/proc/<pid>/cgroup``, with
+  its ``cgroup.procs`` and ``tasks``. Tested here.
+- cgroup v2: the container's directory and its ``cgroup.procs``, ``cgroup.threads`` and
+  ``cgroup.subtree_control`` (the kernel's delegation model); the init then moves itself into a
+  leaf. Untested here: this kernel mounts v1.
+
+Limits set from outside stay in force: their files in the sandbox's directory stay the host
+root's, and a child cgroup can only narrow them. Blocks; needs root on the host.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+V2_DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
+V1_DELEGATED_FILES = ("cgroup.procs", "tasks")
+
+
+def cgroup_mounts(mounts_text: str) -> list[tuple[str, frozenset[str]]]:
+    """``(mount point, options)`` of each cgroup hierarchy in ``/proc/mounts`` text; cgroup2's
+    options are the empty set."""
+    found = []
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] in ("cgroup", "cgroup2"):
+            options = frozenset(fields[3].split(",")) if fields[2] == "cgroup" else frozenset()
+            found.append((fields[1], options))
+    return found
+
+
+def cgroup_dirs(cgroup_text: str, mounts_text: str) -> list[tuple[Path, bool]]:
+    """``(directory, is_v2)`` of each hierarchy a process is in, from its ``/proc/<pid>/cgroup``."""
+    mounts = cgroup_mounts(mounts_text)
+    found = []
+    for line in cgroup_text.splitlines():
+        _hierarchy, controllers, path = line.split(":", 2)
+        if not path.strip("/"):
+            continue  # at a hierarchy's root: never hand that out
+        wanted = frozenset(controllers.split(",")) if controllers else frozenset()
+        for mount_point, options in mounts:
+            if (wanted and wanted <= options) or (not wanted and not options):
+                found.append((Path(mount_point + path.rstrip("/")), not wanted))
+                break
+    return found
+
+
+def delegate(pid: int, uid: int, gid: int) -> list[Path]:
+    """Chown the cgroup directories of process ``pid`` to ``uid:gid``; the directories done."""
+    cgroup_text = Path(f"/proc/{pid}/cgroup").read_text()
+    mounts_text = Path("/proc/self/mounts").read_text()
+    done = []
+    for directory, is_v2 in cgroup_dirs(cgroup_text, mounts_text):
+        _chown_delegated(directory, uid, gid, v2=is_v2)
+        done.append(directory)
+    return done
+
+
+def _chown_delegated(directory: Path, uid: int, gid: int, *, v2: bool) -> None:
+    """The directory (so runc inside can make child cgroups) and the files that move processes,
+    never the limit files: the sandbox's root must not raise its own limits."""
+    os.chown(directory, uid, gid)
+    for name in V2_DELEGATED_FILES if v2 else V1_DELEGATED_FILES:
+        entry = directory / name
+        if entry.is_file():
+            os.chown(entry, uid, gid)
