@@ -53,6 +53,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/lessons/{slug}"): Entry(ATTENDEE, "/lessons/first-container"),
     ("GET", "/api/workshop"): Entry(ATTENDEE, "/api/workshop"),
     ("GET", "/api/me"): Entry(ATTENDEE, "/api/me"),
+    ("GET", "/sandbox/health"): Entry(ATTENDEE, "/sandbox/health"),
     ("POST", "/api/tasks/{task_id}/check"): Entry(ATTENDEE, "/api/tasks/run-hello-world/check"),
     ("POST", "/tasks/{task_id}/check"): Entry(ATTENDEE, "/tasks/run-hello-world/check"),
     ("POST", "/tasks/{task_id}/watch"): Entry(ATTENDEE, "/tasks/run-hello-world/watch"),
@@ -70,6 +71,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/instructor/logout"): Entry(ANYONE, "/instructor/logout"),
     ("GET", "/api/class"): Entry(INSTRUCTOR, "/api/class"),
     ("GET", "/instructor/export.csv"): Entry(INSTRUCTOR, "/instructor/export.csv"),
+    ("GET", "/instructor/health"): Entry(INSTRUCTOR, "/instructor/health"),
     ("GET", "/instructor/export.json"): Entry(INSTRUCTOR, "/instructor/export.json"),
     ("GET", "/instructor/attendees/{attendee_id}/terminal"): Entry(
         INSTRUCTOR, "/instructor/attendees/{ada}/terminal"
