@@ -7,22 +7,11 @@ from typing import Any
 import pytest
 
 from tests.routes.test_terminal import Portal, docker_portal
+from tests.support.browser import TERMINAL_TEXT
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 __all__ = ["docker_portal"]  # the module-scoped portal over real sandboxes
-
-# The terminal's text, scrollback included, with wrapped rows joined back into their lines:
-# what is on screen depends on the terminal's width, and a long command wraps.
-TERMINAL_TEXT = """() => {
-  const buffer = window.labdeckTerminalSession?.term.buffer.active;
-  let text = "";
-  for (let row = 0; buffer && row < buffer.length; row++) {
-    const line = buffer.getLine(row);
-    text += (line.isWrapped ? "" : "\\n") + line.translateToString(true);
-  }
-  return text;
-}"""
 
 
 def joined_lesson_page(browser: Any, portal: Portal, name: str) -> Any:
