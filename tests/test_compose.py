@@ -180,9 +180,11 @@ def build_portal_image(client: docker.DockerClient, context: Path) -> BuildResul
 
 @pytest.fixture(scope="module")
 def docker_client() -> Iterator[docker.DockerClient]:
-    from app.sandboxes.docker.engine import docker_client
+    from app.sandboxes.docker.engine import docker_client, host_address
 
-    client = docker_client(timeout=900)  # a cold build streams for minutes
+    # The portal runs on the host's engine (it drives it through the socket compose mounts),
+    # never on the dedicated sandbox engine, whose user namespaces forbid the host's network.
+    client = docker_client(timeout=900, address=host_address())  # a cold build streams for minutes
     yield client
     client.close()
 

@@ -156,6 +156,7 @@ class StubSandboxes:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     refusal: str | None = None
     touched: int = 0
+    running: bool = True
 
     async def ensure_for(self, attendee_id: int) -> Any:
         state = "ready" if self.ready.is_set() else "starting"
@@ -169,6 +170,9 @@ class StubSandboxes:
 
     def touch(self, attendee_id: int) -> None:
         self.touched += 1
+
+    async def still_running(self, name: str) -> bool:
+        return self.running
 
 
 class Page:
@@ -278,6 +282,18 @@ async def test_when_the_shell_ends_the_page_hears_why_and_the_socket_closes_norm
         assert await page.closed() == 1000
     assert tty.closed
     assert sandboxes.backend.execs == []  # the attach has ended already
+
+
+async def test_when_the_sandbox_stopped_under_the_shell_the_page_hears_4503() -> None:
+    tty = ScriptedTty()
+    sandboxes = StubSandboxes(StubBackend(tty), running=False)
+    sandboxes.ready.set()
+    async with served(sandboxes) as page:
+        await page.status()
+        tty.output.put_nowait(b"")
+        status = await page.status()
+        assert status["state"] == "unavailable" and "stopped" in status["message"]
+        assert await page.closed() == 4503
 
 
 async def test_leaving_ends_exactly_this_attach() -> None:

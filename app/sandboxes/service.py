@@ -206,10 +206,10 @@ class SandboxService:
                     raise SandboxUnavailable(self.problem or ENGINE_WAIT_MESSAGE)
                 continue
             await self.ensure_for(attendee_id)
-            row = await self.records.for_attendee(attendee_id)
-            if row is None:
+            found = await self._row_with_waiter(attendee_id)
+            if found is None:
                 continue  # reset meanwhile
-            changed = self.transitions.waiter(row.container_name)
+            row, changed = found
             if row.state == SandboxState.READY:
                 if await self.still_running(row.container_name):
                     return row.container_name
@@ -223,6 +223,16 @@ class SandboxService:
                 continue
             if not await _wait(changed, deadline):
                 raise SandboxUnavailable(self._still_waiting(row))
+
+    async def _row_with_waiter(self, attendee_id: int) -> tuple[Sandbox, asyncio.Event] | None:
+        """The attendee's row, read after taking the waiter for its next change: a change that
+        lands while the row is read (in the database's thread) is never missed."""
+        row = await self.records.for_attendee(attendee_id)
+        if row is None:
+            return None
+        changed = self.transitions.waiter(row.container_name)
+        fresh = await self.records.by_name(row.container_name)
+        return None if fresh is None else (fresh, changed)
 
     def touch(self, attendee_id: int) -> None:
         """Record activity (terminal input, checks, page views). Never blocks."""

@@ -36,6 +36,7 @@ log = logging.getLogger("labdeck.terminal")
 
 READY_TIMEOUT = 300.0  # a class of 30 may queue for sandboxes at the start of a workshop
 SIZE_WAIT = 2.0  # the page sends its size right after connecting
+STOP_NOTICE_GRACE = 0.5  # seconds between the two looks at a container whose shell stream ended
 INTERNAL_ERROR = 1011
 
 
@@ -112,9 +113,19 @@ async def _attach_and_pump(
     except ShellEnded:
         # The stream also ends when the container stops (a `docker stop` behind our back):
         # that is no shell's exit, and the page should come back to a started sandbox.
-        if not await sandboxes.still_running(name):
+        if await _stopped_meanwhile(sandboxes, name):
             raise SandboxGone(f"Sandbox {name} stopped.") from None
         raise
+
+
+async def _stopped_meanwhile(sandboxes: Sandboxes, name: str) -> bool:
+    """Whether the container stopped under the shell. Asked twice: the exec's stream ends as its
+    processes are killed, a moment before the engine marks the container exited."""
+    for pause in (0.0, STOP_NOTICE_GRACE):
+        await asyncio.sleep(pause)
+        if not await sandboxes.still_running(name):
+            return True
+    return False
 
 
 async def _following(

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.config import Settings
 from app.cookies import COOKIE_NAME
 from app.main import create_app
 from app.sandboxes.base import SandboxBackend
+from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.fake import FakeBackend
 from app.terminal import serve as terminal
 from tests.support.live_server import LiveServer
@@ -595,7 +596,8 @@ async def test_docker_stop_behind_the_portals_back_closes_4503_and_the_sandbox_c
             docker_portal.app.state.services.sandboxes.ready_sandbox,
             docker_portal.attendee_id(cookie),
         )
-        subprocess.run(["docker", "stop", "-t", "1", name], check=True, capture_output=True)
+        with closing(docker_client()) as client:  # the engine the sandboxes run on
+            client.containers.get(name).stop(timeout=1)
         assert await close_code(ws, timeout=30) == 4503
     assert await api_me_state(docker_portal, cookie) == "stopped"
     async with shell(docker_portal, cookie) as ws:  # reconnecting starts it again

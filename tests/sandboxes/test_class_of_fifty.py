@@ -31,6 +31,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.cookies import COOKIE_NAME
+from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.docker.network import teardown_network
 from app.sandboxes.naming import LABEL_INSTANCE
 from tests.conftest import REPO
@@ -140,7 +141,7 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
         "LABDECK_WARM_POOL_SIZE": str(WARM_POOL_SIZE),
     }
     portal = Portal(instance, env, f"http://127.0.0.1:{port}")
-    client = docker.from_env()
+    client = docker_client()
     try:
         portal.start()
         portal.wait_for_warm_pool()
@@ -288,7 +289,7 @@ async def test_fifty_joins_in_ten_seconds_all_get_a_working_sandbox(portal: Port
         assert "failed" not in attendee.states
     assert max(max(a.positions) for a in waited) >= 10
 
-    client = docker.from_env()
+    client = docker_client()
     try:
         sandboxes = leftovers(client, portal.instance)
         # One per attendee plus the warm pool's refill; never a second one for anybody.

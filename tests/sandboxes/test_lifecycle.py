@@ -51,8 +51,6 @@ async def test_recent_activity_keeps_a_sandbox_running(tmp_path: Path) -> None:
 async def test_warm_pool_sandboxes_are_never_idle_stopped(tmp_path: Path) -> None:
     async with harness(tmp_path, idle_stop=IDLE, warm_pool_size=1) as h:
         await h.service.pool.refill()
-        await h.service.admission.close()  # no refills during the test
-        h.service.admission.start()
         rows = await h.service.records.unassigned()
         name = rows[0].container_name
         await drain_until_ready(h, name)

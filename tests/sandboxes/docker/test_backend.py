@@ -20,7 +20,7 @@ from app.sandboxes.base import (
     SandboxState,
 )
 from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
-from app.sandboxes.docker.containers import limits_host_config, storage_supports_quota
+from app.sandboxes.docker.containers import ignore_done, limits_host_config, storage_supports_quota
 from app.sandboxes.docker.exec import READY_PROBE, OutputTail, guarded
 from app.sandboxes.docker.status import stats_from_cgroup, stats_from_docker
 from tests.support.docker_lab import SANDBOX_IMAGE, TEST_LABELS, Lab, run
@@ -318,7 +318,9 @@ def test_ready_probe_waits_cheaply_and_gives_up_when_no_engine_runs(lab: Lab) ->
         timed = 'TIMEFORMAT="cpu %U %S"; time bash -c "$1"'
         code, output = container.exec_run(["bash", "-c", timed, "timed", READY_PROBE])
     finally:
-        container.remove(force=True, v=True)  # with its anonymous /var/lib/docker volume
+        ignore_done(
+            container.remove, force=True, v=True
+        )  # with its anonymous /var/lib/docker volume
     text = output.decode()
     assert code == 3 and "dockerd is not running" in text, text
     # Five-odd seconds of waiting: builtins and sleeps, not a process every 50 ms.
