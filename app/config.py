@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the portal."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` for people; `json` writes one JSON object per log line, each with the "
+        "request id that the `X-Request-ID` response header also carries.",
+    )
+    backup_interval: Duration = Field(
+        3600,
+        ge=0,
+        description="How often a serving portal backs the database up into the data dir's "
+        "`backups` folder (seconds, or 30m, 8h ...); 0 turns automatic backups off.",
+    )
+    backup_keep: int = Field(
+        24, ge=1, le=10_000, description="How many automatic backups are kept (the newest ones)."
+    )
     sandbox_backend: Literal["docker", "fake"] = Field(
         "docker",
         description="Which backend makes sandboxes: `docker` (a Docker engine) or `fake` "
@@ -217,10 +231,6 @@ class Settings(BaseSettings):
     @cached_property
     def database_path(self) -> Path:
         return self.data_dir / "labdeck.db"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.database_path}"
 
     def instructor_secret(self) -> str:
         """The instructor token: from the environment, else generated once and kept in the data dir."""

@@ -124,9 +124,16 @@ def headers_for(secret: str, cookies: Mapping[str, str]) -> dict[str, str]:
     return {CSRF_HEADER: token_for(secret, cookies) or ""}
 
 
+# The port preview passes the app's own forms on: they carry no LabDeck token (the origin
+# check above still applies to them).
+PREVIEW_PATHS = ("/preview/", "/instructor-preview/")
+
+
 def is_exempt(method: str, path: str) -> bool:
     return (
-        method in SAFE_METHODS or path.startswith("/api/") or (method == "POST" and path == "/join")
+        method in SAFE_METHODS
+        or path.startswith(("/api/", *PREVIEW_PATHS))
+        or (method == "POST" and path == "/join")
     )
 
 

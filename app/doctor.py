@@ -1,99 +1,28 @@
-"""`labdeck doctor`: every thing a class needs, checked, each failure with the fix."""
+"""`labdeck doctor`: every thing a class needs, checked, each failure with the fix. What the
+sandbox backend needs (Docker: engine, runtime profile, images) its own module checks."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from app import db
+from app.backup import damage_report
 from app.config import Settings
-from app.sandboxes.docker.engine import EngineUnavailable, docker_client, unavailable_message
+from app.sandboxes import backends
+from app.sandboxes.base import Finding
 
 MIN_FREE_GB = 5.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-def check_engine() -> Finding:
-    try:
-        client = docker_client(timeout=10)
-    except EngineUnavailable:
-        return Finding("engine", False, "not answering", unavailable_message())
-    version = client.version()
-    info = client.info()
-    detail = f"Docker {version.get('Version')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion')})"
-    return Finding("engine", True, detail)
-
-
-def check_sandbox_engine() -> Finding:
-    """Where sandboxes run: LabDeck's dedicated engine (user namespaces), or why not."""
-    from app.sandboxes.docker import sandbox_engine
-
-    name, address = "sandbox engine", sandbox_engine.selected_address()
-    if address is None:
-        reason = sandbox_engine.why_impossible()
-        if sandbox_engine.selection() == "host" or reason:
-            why = reason or "LABDECK_SANDBOX_ENGINE=host"
-            return Finding(name, True, f"the host's engine ({why})")
-        return Finding(
-            name, False, "the dedicated engine is not running", "`./labdeck up` starts it."
-        )
-    if not sandbox_engine.answers(address):
-        return Finding(name, False, f"{address} does not answer", "`./labdeck up` starts it.")
-    return Finding(name, True, f"dedicated, user namespaces remapped, at {address}")
-
-
-def check_runtime(settings: Settings) -> Finding:
-    from app.sandboxes.docker.runtime import describe_runtime
-
-    try:
-        client = docker_client(timeout=30)
-    except EngineUnavailable:
-        return Finding("sandbox runtime", False, "engine down", "Start the engine first.")
-    ok, detail = describe_runtime(client, settings)
-    fix = (
-        ""
-        if ok
-        else (
-            "No safe profile can run an inner Docker engine here. Run `./labdeck up` as root (it "
-            "starts a dedicated engine with user namespaces) or install sysbox; see the README's "
-            "security model."
-        )
-    )
-    return Finding("sandbox runtime", ok, detail, fix)
-
-
-def check_images(settings: Settings) -> Finding:
-    from app.sandboxes.docker.images.builder import image_status
-
-    try:
-        client = docker_client(timeout=30)
-    except EngineUnavailable:
-        return Finding("images", False, "engine down", "Start the engine first.")
-    statuses = image_status(client)
-    stale = [s.tag for s in statuses if not (s.present and s.up_to_date)]
-    if stale:
-        return Finding(
-            "images",
-            False,
-            "missing or outdated: " + ", ".join(stale),
-            "Build them with `./labdeck images build` (offline: about 3 minutes).",
-        )
-    return Finding("images", True, f"{len(statuses)} images up to date")
 
 
 def check_database(settings: Settings) -> Finding:
     path = settings.database_path
     if not path.exists():  # a fresh checkout: the first start makes it, nothing to fix
         return Finding("database", True, f"{path} is created at the first start (not yet)")
+    damage = damage_report(settings)
+    if damage is not None:  # a corrupt file: say which backup to restore, and how
+        return Finding("database", False, *damage)
     engine = db.make_engine(path)
     try:
         revision = db.current_revision(engine)
@@ -152,10 +81,7 @@ def check_content(settings: Settings) -> Finding:
 
 def run_doctor(settings: Settings) -> list[Finding]:
     checks: list[Callable[[], Finding]] = [
-        check_engine,
-        check_sandbox_engine,
-        lambda: check_runtime(settings),
-        lambda: check_images(settings),
+        *backends.doctor_checks(settings),  # the engine, its runtime, its images
         lambda: check_database(settings),
         lambda: check_disk(settings),
         lambda: check_content(settings),

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import db
+from app import backup, db
 from app.config import Settings, get_settings
 from app.csrf import install_csrf
 from app.errors import install_error_handlers
 from app.instructor.broadcasts import latest_broadcast
+from app.instruments import CountOpenWebsockets
+from app.logging_setup import RequestIdMiddleware
+from app.preview.rescue import RescuePreviewPaths
 from app.routes import (
     checks,
     events,
@@ -24,6 +28,7 @@ from app.routes import (
     join,
     lessons,
     metrics,
+    preview,
     terminal,
 )
 from app.services import Limiters, running_services
@@ -37,19 +42,39 @@ log = logging.getLogger("labdeck")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db.upgrade(settings.database_path)
-    workshop = select_workshop(settings)
-    # Tests and benches may hand in a backend (a FakeBackend); otherwise the one the settings name.
-    backend = getattr(app.state, "sandbox_backend", None)
-    async with running_services(settings, workshop, app.state.limiters, backend) as services:
-        app.state.services = services
-        # Start-up objects live for the whole run: keep them out of every later full
-        # collection, which otherwise shows up as dashboard render outliers (docs/benchmarks.md).
-        gc.freeze()
-        try:
-            yield
-        finally:
-            app.state.services = None
+    with backup.serving(settings.database_path):  # `labdeck db restore` waits for us to stop
+        db.upgrade(settings.database_path)
+        workshop = select_workshop(settings)
+        # Tests and benches may hand in a backend (a FakeBackend); else the one the settings name.
+        backend = getattr(app.state, "sandbox_backend", None)
+        async with (
+            running_services(settings, workshop, app.state.limiters, backend) as services,
+            automatic_backups(settings),
+        ):
+            app.state.services = services
+            # Start-up objects live for the whole run: keep them out of every later full
+            # collection, which otherwise shows up as dashboard render outliers
+            # (docs/benchmarks.md).
+            gc.freeze()
+            try:
+                yield
+            finally:
+                app.state.services = None
+
+
+@asynccontextmanager
+async def automatic_backups(settings: Settings) -> AsyncIterator[None]:
+    """``backup.keep_backing_up`` for as long as the portal serves (unless the interval is 0)."""
+    if not settings.backup_interval:
+        yield
+        return
+    task = asyncio.create_task(backup.keep_backing_up(settings), name="database-backups")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,8 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates.env.globals["latest_broadcast"] = latest_broadcast
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for route_module in (health, metrics, join, lessons, events, checks, terminal, hand):
+    for route_module in (health, metrics, join, lessons, events, checks, terminal, hand, preview):
         app.include_router(route_module.router)
     app.include_router(instructor.router)
     install_csrf(app, settings)  # after the routers: every HTML form and htmx POST is checked
+    app.add_middleware(RescuePreviewPaths)  # absolute paths escaping a preview (app/preview/)
+    app.add_middleware(CountOpenWebsockets)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
     return app

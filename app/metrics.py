@@ -9,7 +9,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.events import INSTRUCTOR_TOPIC
+from app.instruments import render_instruments
 from app.models import Attempt, Attendee, Sandbox, TaskProgress
+from app.sandboxes.base import BackendHealth
 from app.services import Services
 
 
@@ -19,9 +21,9 @@ def _metric(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, f
     return "\n".join(lines)
 
 
-def collect(services: Services) -> str:
-    """Read the counts from SQLite and the in-process hub; cheap enough to scrape every 15 s.
-    Blocks: call it from a thread."""
+def collect(services: Services, health: BackendHealth | None = None) -> str:
+    """Read the counts from SQLite, the in-process hub, the creation queue and the instruments
+    (app/instruments.py); cheap enough to scrape every 15 s. Blocks: call it from a thread."""
     workshop = services.workshop.slug if services.workshop else ""
     with Session(services.db.engine) as session:
         attendees = session.exec(
@@ -61,5 +63,32 @@ def collect(services: Services) -> str:
             "Instructor dashboards listening live.",
             [("", services.events.subscriber_count(INSTRUCTOR_TOPIC))],
         ),
+        *_sandbox_service_metrics(services, health),
+        render_instruments(),
     ]
     return "\n".join(parts) + "\n"
+
+
+def _sandbox_service_metrics(services: Services, health: BackendHealth | None) -> list[str]:
+    admission = services.sandboxes.admission
+    registry = health.registry if health else "none"
+    return [
+        _metric(
+            "sandbox_creation_queue",
+            "gauge",
+            "Sandbox creations waiting for a worker (attendees and warm-pool refills).",
+            [("", admission.waiting)],
+        ),
+        _metric(
+            "sandbox_creations_running",
+            "gauge",
+            "Sandbox creations in progress.",
+            [("", admission.running)],
+        ),
+        _metric(
+            "registry_up",
+            "gauge",
+            "1 when the workshop registry answers, 0 when not (no sample: the backend has none).",
+            [] if registry == "none" else [("", 1 if registry == "ok" else 0)],
+        ),
+    ]

@@ -17,6 +17,7 @@ from app.instructor.broadcasts import BroadcastBoard
 from app.instructor.live import DashboardFeed
 from app.instructor.pool_size import saved_warm_pool_size
 from app.lessons.schema import Workshop
+from app.preview.http import PreviewClient
 from app.ratelimit import RateLimiter
 from app.sandboxes.base import SandboxBackend
 from app.sandboxes.service import SandboxService, ServiceConfig, running_sandboxes
@@ -55,6 +56,7 @@ class Services:
     checks: CheckService
     broadcasts: BroadcastBoard
     dashboard_feed: DashboardFeed
+    preview: PreviewClient
 
 
 @asynccontextmanager
@@ -81,6 +83,8 @@ async def running_services(
         await stack.enter_async_context(running_sandboxes(sandboxes, settings, workshop, backend))
         checks = CheckService(sandboxes, events, database, workers=settings.check_workers)
         stack.push_async_callback(checks.close)
+        preview = PreviewClient()
+        stack.push_async_callback(preview.aclose)
         yield Services(
             settings=settings,
             db=database,
@@ -92,6 +96,7 @@ async def running_services(
             checks=checks,
             broadcasts=BroadcastBoard(),
             dashboard_feed=DashboardFeed(events, database, workshop),
+            preview=preview,
         )
 
 

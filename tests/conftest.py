@@ -16,11 +16,8 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from tests.support.database import migrated_database
-from tests.support.settings import REPO, settings_for
+from tests.support.settings import TEST_LABEL, settings_for
 
-__all__ = ["REPO"]  # tests import it from here too
-
-TEST_LABEL = "io.labdeck.test"
 CHROMIUM = "/usr/bin/chromium"  # Debian's: never a browser Playwright downloads
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -31,13 +31,14 @@ def test_help_lists_every_command_of_the_contract() -> None:
 def test_db_upgrade_creates_and_then_keeps_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LABDECK_DATA_DIR", str(tmp_path))
+    data_dir = tmp_path / ("a-data-dir-with-a-name-long-enough-to-wrap-at-80-columns" * 2)
+    monkeypatch.setenv("LABDECK_DATA_DIR", str(data_dir))
     first = CliRunner().invoke(cli.cli, ["db", "upgrade"])
     assert first.exit_code == 0, first.output
     assert "upgraded" in first.output
-    assert (tmp_path / "labdeck.db").exists()
+    assert (data_dir / "labdeck.db").exists()
     second = CliRunner().invoke(cli.cli, ["db", "upgrade"])
-    assert "already up to date" in second.output
+    assert f"{data_dir / 'labdeck.db'}: already up to date." in second.output
 
 
 def test_doctor_explains_a_missing_engine_and_exits_non_zero(

@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,13 @@ from docker.models.containers import Container
 from docker.utils.build import exclude_paths
 
 from app.config import Settings
+from app.sandboxes.docker.engine import docker_client as sandbox_engine_client
 from app.sandboxes.docker.images.builder import BuildResult, build_recipe
 from app.sandboxes.docker.images.catalog import Recipe
 from app.sandboxes.docker.images.mode import detect_mode
 from app.sandboxes.naming import registry_name
-from tests.conftest import REPO, TEST_LABEL
 from tests.support.live_server import free_port
-from tests.support.settings import INSTRUCTOR_TOKEN, settings_for
+from tests.support.settings import INSTRUCTOR_TOKEN, REPO, TEST_LABEL, settings_for
 
 COMPOSE_FILE = REPO / "compose.yaml"
 SOCKET = "/var/run/docker.sock"
@@ -72,7 +73,8 @@ def service_environment(service: dict[str, Any], variables: Mapping[str, str]) -
 
 
 def socket_mounts(service: dict[str, Any]) -> list[str]:
-    return [entry for entry in service.get("volumes", []) if entry.split(":")[0] == SOCKET]
+    """Volumes that hand the container a Docker socket (the host's or the sandbox engine's)."""
+    return [entry for entry in service.get("volumes", []) if entry.split(":")[1] == SOCKET]
 
 
 def named_volume_targets(service: dict[str, Any]) -> list[str]:
@@ -278,7 +280,7 @@ def registry_runs(client: docker.DockerClient, instance: str) -> bool:
 
 def remove_portal(container: Container, instance_settings: Settings) -> None:
     """The container, then what the portal made through the socket (sandbox network, registry)."""
-    from app.bench.terminal import remove_instance
+    from app.sandboxes.docker.lab import remove_instance
 
     try:
         container.stop(timeout=10)
@@ -307,11 +309,18 @@ def test_the_portal_container_answers_healthz(
     container = run_like_compose(docker_client, portal_image.image_id, variables, tmp_path)
     try:
         wait_for("/healthz answering ok", lambda: healthz(port).get("status") == "ok", container)
-        assert healthz(port) == {"status": "ok", "db": "ok", "engine": "ok", "images": "ok"}
+        assert healthz(port) == {
+            "status": "ok",
+            "db": "ok",
+            "engine": "ok",
+            "images": "ok",
+            "registry": "ok",
+        }
         vendor = httpx.get(f"http://127.0.0.1:{port}/static/vendor/htmx/htmx.min.js", timeout=5)
         assert vendor.status_code == 200
-        # Through the host's socket, the portal set up the sandbox network and the registry.
-        started = partial(registry_runs, docker_client, instance)
-        wait_for("the workshop registry starting", started, container)
+        # Through the sandbox engine's socket, the portal set up the sandbox network and the registry.
+        with closing(sandbox_engine_client()) as sandbox_engine:
+            started = partial(registry_runs, sandbox_engine, instance)
+            wait_for("the workshop registry starting", started, container)
     finally:
         remove_portal(container, settings_for(tmp_path, instance))

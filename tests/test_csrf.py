@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.csrf import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, is_exempt
-from tests.instructor.support import Person, csrf, join, portal, sign_in
+from tests.support.portal import Person, csrf, join, portal, sign_in
 from tests.support.websockets import receive_within
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import Settings
-from tests.conftest import REPO
+from tests.support.settings import REPO
 
 README = (REPO / "README.md").read_text()
 ENV_EXAMPLE = (REPO / ".env.example").read_text()

@@ -206,7 +206,7 @@ def test_a_new_attach_finds_the_same_shell_with_its_history(session: Session) ->
     first.leave()
     second = session.attach()
     second.read_until(rb"first-2")  # replayed before anything is typed
-    second.run(b"echo $LD_MARK-$((2*2))", rb"kept-4")
+    assert b"kept-4" in second.run(b"echo $LD_MARK-$((2*2))", rb"kept-4")
 
 
 def test_the_whole_history_is_replayed_not_only_what_fits_a_backlog(session: Session) -> None:
@@ -214,7 +214,8 @@ def test_the_whole_history_is_replayed_not_only_what_fits_a_backlog(session: Ses
     first.run(b"echo early-$((2*4)); seq 100000 | tr -d '\\n' | fold -w 1000", rb"99999100000")
     first.leave()  # about 500 KB since "early-8": more than a connection's backlog
     second = session.attach()
-    second.read_until(rb"early-8[\s\S]*99999100000", timeout=20)
+    replayed = second.read_until(rb"early-8[\s\S]*99999100000", timeout=20)
+    assert replayed.index(b"early-8") < replayed.rindex(b"99999100000")
 
 
 def test_two_attaches_share_the_shell_and_a_reader_never_types(session: Session) -> None:

@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine
-from sqlmodel import Session
 
-from app import db
 from app.bench.cli import emit, summarize
-from app.checks.service import CheckService
 from app.config import Settings
-from app.events import EventHub
 from app.lessons.schema import Check, Lesson, Task, Workshop
-from app.models import Attendee
 from app.ports import free_port
-from app.sandboxes.docker.backend import DockerBackend
-from app.sandboxes.docker.connect import prepare_docker, remove_docker_setup, workshop_images
-from app.sandboxes.service import SandboxService, ServiceConfig
+from app.sandboxes.docker.lab import Lab, real_lab
 
 TARGET_P50_ALONE_SECONDS = 0.25
 TARGET_P95_CROWD_SECONDS = 1.5
@@ -54,62 +43,6 @@ THREE_CHECKS = [
         message="-",
     ),
 ]
-
-
-@dataclass
-class Lab:
-    """Real sandboxes for one throw-away LabDeck instance: what proofs and benchmarks use."""
-
-    sandboxes: SandboxService
-    checks: CheckService
-    events: EventHub
-    db_engine: Engine
-    workshop: str
-
-    def add_attendee(self, name: str) -> int:
-        with Session(self.db_engine) as session:
-            attendee = Attendee(workshop=self.workshop, name=name, resume_key=secrets.token_hex(8))
-            session.add(attendee)
-            session.commit()
-            assert attendee.id is not None
-            return attendee.id
-
-    async def sandbox_for(self, attendee_id: int, timeout: float = 300) -> str:
-        return await self.sandboxes.ready_sandbox(attendee_id, timeout=timeout)
-
-
-@asynccontextmanager
-async def real_lab(
-    settings: Settings, workshop: Workshop, labels: dict[str, str] | None = None
-) -> AsyncIterator[Lab]:
-    """A sandbox service on the Docker engine with its own network and seeded registry; every
-    container, volume and network it made is removed on the way out, even after a failure."""
-    labels = labels or {}
-    db.upgrade(settings.database_path)
-    database = db.Database(settings.database_path)
-    db_engine = database.engine
-    events = EventHub()
-    config = ServiceConfig.from_settings(settings, workshop, warm_pool_size=0, labels=labels)
-    sandboxes = SandboxService(database, events, config)
-    checks = CheckService(
-        sandboxes, events, database, ready_timeout=120, workers=settings.check_workers
-    )
-    backend: DockerBackend | None = None
-    try:
-        backend, registry = await asyncio.to_thread(prepare_docker, settings, labels)
-        await asyncio.to_thread(registry.ensure_running)
-        await asyncio.to_thread(registry.seed, workshop_images(workshop))
-        await sandboxes.start(backend)
-        yield Lab(sandboxes, checks, events, db_engine, workshop.slug)
-    finally:
-        await checks.close()
-        if sandboxes.connected:
-            await sandboxes.prune(everything=True)
-        await sandboxes.close()
-        if backend is not None:
-            await backend.aclose()
-        await asyncio.to_thread(remove_docker_setup, settings, labels)
-        database.close()
 
 
 def bench_settings(data_dir: Path, base: Settings | None = None) -> Settings:

@@ -26,13 +26,14 @@ from typing import Annotated, Any
 
 import typer
 
-from app.bench.checks import Lab, bench_settings, busy_cpu_seconds, real_lab
+from app.bench.checks import bench_settings, busy_cpu_seconds
 from app.bench.cli import emit, summarize
 from app.bench.dashboard import cpu_calibration_ms
 from app.config import Settings
 from app.sandboxes.base import SandboxSpec
 from app.sandboxes.docker.backend import DockerBackend
 from app.sandboxes.docker.exec import READY_PROBE
+from app.sandboxes.docker.lab import Lab, real_lab
 from app.sandboxes.naming import sandbox_name
 
 TARGET_WARM_P95_SECONDS = 0.2

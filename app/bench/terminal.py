@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,13 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from docker.errors import APIError
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.bench.cli import emit, summarize
 from app.config import Settings
 from app.cookies import COOKIE_NAME
 from app.ports import free_port
-from app.sandboxes.docker.connect import remove_docker_setup
-from app.sandboxes.docker.engine import docker_client
-from app.sandboxes.naming import LABEL_INSTANCE
+from app.sandboxes.docker import lab
 
 TARGET_ECHO_P50_MS = 10.0
 TARGET_ECHO_P99_MS = 50.0
@@ -73,26 +69,8 @@ def serve_portal() -> None:
 
 
 def remove_instance(settings: Settings) -> None:
-    """Every sandbox (and engine volume) of the bench instance, then its registry and network.
-    Idempotent: what is gone already counts as removed."""
-    client = docker_client()
-    label: dict[str, str | list[str] | bool] = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
-    try:
-        for container in client.containers.list(all=True, filters=label):
-            _unless_gone(container.remove, force=True, v=True)
-        for volume in client.volumes.list(filters=label):
-            _unless_gone(volume.remove, force=True)
-    finally:
-        client.close()
-    remove_docker_setup(settings, BENCH_LABELS)
-
-
-def _unless_gone(remove: Any, **options: Any) -> None:
-    try:
-        remove(**options)
-    except APIError as error:
-        if error.status_code not in (404, 409):  # gone, or going already
-            raise
+    """Every sandbox (and engine volume) of the bench instance, then its registry and network."""
+    lab.remove_instance(settings, BENCH_LABELS)
 
 
 class ChildPortal:
@@ -145,13 +123,7 @@ class ChildPortal:
         raise RuntimeError("the portal did not answer within 120 s")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)  # uvicorn stops gracefully
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        lab.stop_portal(self.process)
         remove_instance(self.settings)
 
     def cpu_seconds(self) -> float:

@@ -22,6 +22,7 @@ from app.checks.runner import CheckResult, Progress, run_checks
 from app.checks.watch import Watches
 from app.db import Database
 from app.events import EventHub
+from app.instruments import CHECK_SECONDS
 from app.lessons.schema import Lesson, Task
 from app.models import TaskProgress, utcnow
 from app.progress import status_of
@@ -166,6 +167,8 @@ class CheckService:
         self.sandboxes.touch(attendee_id)
         live: Progress = partial(publish.publish_check, self.events, attendee_id, task.id)
         run = await self._execute(attendee_id, lesson, task, progress=live)
+        result = "unavailable" if run.unavailable else "passed" if run.passed else "failed"
+        CHECK_SECONDS.observe(run.duration_ms / 1000, result=result)
         if run.passed:
             self.watches.stop(attendee_id, task.id)  # nothing left to wait for
         watching = self.watches.is_watching(attendee_id, task.id)

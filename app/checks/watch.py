@@ -12,23 +12,45 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from app.events import attendee_topic
+from app.events import EventHub, attendee_topic
 from app.lessons.schema import Lesson, Task
-
-if TYPE_CHECKING:
-    from app.checks.service import CheckService, TaskRun
 
 log = logging.getLogger("labdeck.checks")
 WATCH_INTERVAL_SECONDS = 5.0
 WATCH_LIMIT_SECONDS = 20 * 60.0
 
 
+class Tick(Protocol):
+    """One quiet re-check, as watch mode reads it (``checks.service.TaskRun``)."""
+
+    @property
+    def unavailable(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    def outcome(self) -> tuple[str, ...]: ...
+
+
+class Checker(Protocol):
+    """What watch mode asks of the check service; a Protocol, so this module does not import
+    the service that owns it (they imported each other, issue 12)."""
+
+    events: EventHub
+
+    def is_running(self, attendee_id: int, task_id: str) -> bool: ...
+
+    async def watch_tick(
+        self, attendee_id: int, lesson: Lesson, task: Task, previous: tuple[str, ...]
+    ) -> Tick: ...
+
+
 class Watches:
     def __init__(
         self,
-        service: CheckService,
+        service: Checker,
         *,
         interval: float = WATCH_INTERVAL_SECONDS,
         limit: float = WATCH_LIMIT_SECONDS,
@@ -82,7 +104,7 @@ class Watches:
 
     async def _tick(
         self, attendee_id: int, lesson: Lesson, task: Task, previous: tuple[str, ...]
-    ) -> TaskRun | None:
+    ) -> Tick | None:
         try:
             return await self._service.watch_tick(attendee_id, lesson, task, previous)
         except Exception:

@@ -293,8 +293,3 @@ class LiveDashboard:
         return make_dashboard(
             self.workshop, rows, queries.locked_lessons(session, self.workshop.slug)
         )
-
-
-def load_row(session: Session, workshop: Workshop, attendee_id: int) -> Row | None:
-    rows = load_rows(session, workshop, [attendee_id])
-    return rows[0] if rows else None

@@ -1,8 +1,8 @@
 """The one Markdown parser for lessons: CommonMark + tables, and LabDeck's extensions as plugins.
 
 Extensions: `::: note|tip|warning [title]` admonitions, heading anchors, `<lang> run [interrupt]`
-code fences with Run and Copy buttons, Pygments highlighting, links between lesson files, and raw
-HTML cleaned by nh3 (see sanitize.py).
+code fences with Run and Copy buttons, Pygments highlighting, links between lesson files,
+`preview:PORT` links to the attendee's port preview, and raw HTML cleaned by nh3 (sanitize.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ ADMONITION_KINDS = ("note", "tip", "warning")
 HIGHLIGHT_CLASS = "highlight"
 # `02-images.md#tags` in a lesson: works on GitHub, and is served as /lessons/images#tags.
 LESSON_FILE_LINK = re.compile(r"^(?P<number>\d\d)-(?P<slug>[a-z0-9-]+)\.md(?P<anchor>#.*)?$")
+# `[open the site](preview:8080)` or `(preview:8080/admin)`: the attendee's port preview.
+PREVIEW_LINK = re.compile(r"^preview:(?P<port>[1-9][0-9]{0,4})(?P<rest>[/?#].*)?$")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ def _rewrite_links(state: StateCore) -> None:
             child.meta["source_href"] = href
             if match := LESSON_FILE_LINK.match(href):
                 child.attrSet("href", f"/lessons/{match['slug']}{match['anchor'] or ''}")
+            elif match := PREVIEW_LINK.match(href):
+                rest = match["rest"] or "/"
+                child.attrSet(
+                    "href", f"/preview/{match['port']}{'' if rest[0] == '/' else '/'}{rest}"
+                )
+                child.attrSet("target", "_blank")
+                child.attrSet("rel", "noopener")
             elif href.startswith(("http://", "https://")):
                 # The terminal lives in this page; following a link must not lose it.
                 child.attrSet("target", "_blank")

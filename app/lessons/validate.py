@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from markdown_it.token import Token
 
 from app.lessons.loader import LESSON_FILE_NAME, META_FILE, read_workshop
-from app.lessons.markdown import ADMONITION_KINDS, parser
+from app.lessons.markdown import ADMONITION_KINDS, PREVIEW_LINK, parser
 from app.lessons.problems import ContentProblem
 from app.lessons.render import heading_ids
 from app.lessons.schema import Lesson, WorkshopMeta, is_slug
@@ -85,6 +85,11 @@ class _LinkChecker:
 
     def _broken(self, href: str, lesson: Lesson) -> str | None:
         """Why `href` leads nowhere, or None when it is fine (or not ours to judge)."""
+        if href.startswith("preview:"):
+            found = PREVIEW_LINK.match(href)
+            if found is None or int(found["port"]) > 65535:
+                return "a preview link is preview:PORT (1-65535), then an optional path"
+            return None
         if not href or href.startswith("//") or _URL_SCHEME.match(href):
             return None
         path, _, anchor = href.partition("#")

@@ -37,19 +37,25 @@ async def admit_attendee(websocket: WebSocket, services: Services) -> Attendee |
     """Every attendee websocket starts here: who it is, decided before the handshake is
     accepted; then accepted, so that a refusal reaches the page as a close code it acts on
     (4401: join again, 4403: a foreign page) instead of an anonymous failed handshake."""
-    refusal: tuple[int, str] | None = None
-    attendee = None
-    if not origin_allowed(websocket, services.settings.public_url):
-        refusal = (FORBIDDEN, "foreign origin")
-    else:
-        attendee = await asyncio.to_thread(authenticate_attendee, websocket, services)
-        if attendee is None or attendee.id is None:
-            refusal = (UNAUTHORIZED, "join the workshop first")
+    attendee, refusal = await attendee_or_refusal(websocket, services)
     await websocket.accept()
     if refusal is not None:
         await websocket.close(*refusal)
         return None
     return attendee
+
+
+async def attendee_or_refusal(
+    websocket: WebSocket, services: Services
+) -> tuple[Attendee | None, tuple[int, str] | None]:
+    """``admit_attendee``'s decision without accepting, for a route that must accept with a
+    subprotocol of its own (the port preview): the attendee, or the close code and reason."""
+    if not origin_allowed(websocket, services.settings.public_url):
+        return None, (FORBIDDEN, "foreign origin")
+    attendee = await asyncio.to_thread(authenticate_attendee, websocket, services)
+    if attendee is None or attendee.id is None:
+        return None, (UNAUTHORIZED, "join the workshop first")
+    return attendee, None
 
 
 async def admit_instructor(websocket: WebSocket, services: Services) -> bool:

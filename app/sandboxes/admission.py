@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
+from app.instruments import SANDBOX_CREATION_SECONDS, since
 from app.sandboxes.base import SandboxBackend, SandboxError, SandboxSpec, SandboxState
 from app.sandboxes.transitions import Transitions
 
@@ -144,7 +146,7 @@ class Admission:
                 self._running.discard(job.name)
 
     async def _create(self, job: CreationJob) -> None:
-        error, note = "", ""
+        error, note, started = "", "", time.monotonic()
         for attempt in range(1, ATTEMPTS + 1):
             if await self.records.by_name(job.name) is None:
                 return  # reset or removed while it waited
@@ -154,6 +156,8 @@ class Admission:
                     still_wanted = await self._follow(job.spec, note)
                 if not still_wanted:
                     await self._discard(job.name)  # its row went away meanwhile
+                else:
+                    SANDBOX_CREATION_SECONDS.observe(since(started), outcome="ready")
                 return
             except TimeoutError:
                 error = f"its Docker engine did not answer within {self.create_timeout:g} s"
@@ -173,6 +177,7 @@ class Admission:
             if attempt < ATTEMPTS:
                 await self.transitions.set_state(job.name, SandboxState.CREATING, note)
         log.error("sandbox %s could not be created, giving up: %s", job.name, error)
+        SANDBOX_CREATION_SECONDS.observe(since(started), outcome="failed")
         await self.transitions.set_state(job.name, SandboxState.FAILED, failed_message(error))
 
     async def _follow(self, spec: SandboxSpec, note: str = "") -> bool:

@@ -1,18 +1,36 @@
 """The sandbox backend chosen by name, as JupyterHub chooses its spawner class.
 
-Each backend is a package (or module) with two functions: ``async def connect(settings,
-workshop) -> Connection`` (everything the portal needs to make sandboxes) and ``async def
-connect_for_maintenance(settings) -> Connection`` (enough to list, stop and remove them, as the
-CLI does; raises ``SandboxError`` with a sentence when the engine does not answer). Adding a
-backend means a package and a line in ``BACKENDS``; nothing else changes."""
+Each backend is a package (or module) with these functions:
+
+- ``async def connect(settings, workshop) -> Connection``: everything the portal needs to make
+  sandboxes;
+- ``async def connect_for_maintenance(settings) -> Connection``: enough to list, stop and remove
+  them, as the CLI does; raises ``SandboxError`` with a sentence when the engine does not answer;
+- ``def doctor_checks(settings) -> list[Callable[[], Finding]]``: what `labdeck doctor` checks
+  of it (its engine, images...), each check blocking and returning one ``Finding``;
+- ``def add_commands(cli, wanted) -> None``: its own `labdeck` sub-commands, if any (Docker's
+  `images` and `engine`), added to ``cli`` only when ``wanted(name)``, so a command pays only
+  for its own imports;
+- ``def build_images(settings) -> None``: what `serve --build-images` does (blocks).
+- ``def teardown(settings, instance, *, dry_run) -> list[str]``: remove everything that
+  instance made (on the engines and the host), one line per thing removed; with ``dry_run``
+  what would be; ``teardown_stale(settings, *, dry_run)`` the same for what instances that no
+  longer exist left behind (firewall rules). Both block and are idempotent.
+
+Adding a backend means a package and a line in ``BACKENDS``; nothing else changes. Nothing
+outside a backend's package imports it (``tests/test_layout.py``)."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from types import ModuleType
+
+import typer
 
 from app.config import Settings
 from app.lessons.schema import Workshop
-from app.sandboxes.base import Connection
+from app.sandboxes.base import Connection, Finding
 
 BACKENDS = {
     "docker": "app.sandboxes.docker.connect",
@@ -20,15 +38,49 @@ BACKENDS = {
 }
 
 
+def backend_module(name: str) -> ModuleType:
+    return importlib.import_module(BACKENDS[name])
+
+
 async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
     """Connect the backend named by ``settings.sandbox_backend``; raises with a sentence when
     its engine cannot be reached (the service retries)."""
-    module = importlib.import_module(BACKENDS[settings.sandbox_backend])
+    module = backend_module(settings.sandbox_backend)
     connection: Connection = await module.connect(settings, workshop)
     return connection
 
 
 async def connect_for_maintenance(settings: Settings) -> Connection:
-    module = importlib.import_module(BACKENDS[settings.sandbox_backend])
+    module = backend_module(settings.sandbox_backend)
     connection: Connection = await module.connect_for_maintenance(settings)
     return connection
+
+
+def doctor_checks(settings: Settings) -> list[Callable[[], Finding]]:
+    checks: list[Callable[[], Finding]] = backend_module(settings.sandbox_backend).doctor_checks(
+        settings
+    )
+    return checks
+
+
+def add_commands(cli: typer.Typer, wanted: Callable[[str], bool]) -> None:
+    """Every backend's own sub-commands, whichever backend serves: `labdeck images build` is
+    run before any portal (by `./labdeck up`), and `--help` should list them all."""
+    for name in BACKENDS:
+        backend_module(name).add_commands(cli, wanted)
+
+
+def build_images(settings: Settings) -> None:
+    backend_module(settings.sandbox_backend).build_images(settings)
+
+
+def teardown(settings: Settings, instance: str, *, dry_run: bool = False) -> list[str]:
+    module = backend_module(settings.sandbox_backend)
+    removed: list[str] = module.teardown(settings, instance, dry_run=dry_run)
+    return removed
+
+
+def teardown_stale(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    module = backend_module(settings.sandbox_backend)
+    removed: list[str] = module.teardown_stale(settings, dry_run=dry_run)
+    return removed

@@ -155,16 +155,32 @@ class SandboxUnavailable(RuntimeError):
 class BackendHealth:
     """What ``/healthz``, ``doctor`` and the dashboard say about a backend.
 
-    Each field is ``"ok"`` or a short reason; ``registry`` is ``"none"`` for a backend
-    without a workshop registry."""
+    Each of ``engine``, ``images`` and ``registry`` is ``"ok"`` or a short reason; ``registry``
+    is ``"none"`` for a backend without a workshop registry. ``isolation`` names how sandboxes
+    are kept apart from the host; ``risk`` is one plain sentence when that is unsafe, else empty.
+    """
 
     engine: str
     images: str = "ok"
     registry: str = "none"
+    isolation: str = ""
+    risk: str = ""
 
     @property
     def ok(self) -> bool:
         return self.engine == "ok" and self.images == "ok" and self.registry in ("ok", "none")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of `labdeck doctor`: what was checked, whether it can serve a class, what was
+    seen and, when it cannot, the fix in a sentence. A backend module's ``doctor_checks``
+    returns functions that each make one."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
 
 
 @dataclass
@@ -224,6 +240,13 @@ class SandboxBackend(Protocol):
 
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:
         """Start ``command`` with a TTY inside and return the stream. Raises ``SandboxGone``."""
+        ...
+
+    async def address(self, name: str) -> str:
+        """Where the portal reaches the sandbox over the network: its IP address on the
+        instance's sandbox network. A server started inside (``python3 -m http.server``, or
+        ``docker run -p 8080:80`` in the inner engine) answers there; the port preview
+        (app/preview/) proxies to it. Raises ``SandboxGone`` when the sandbox does not run."""
         ...
 
     async def list(self) -> list[SandboxInfo]:

@@ -56,6 +56,9 @@ class Disconnected:
     async def open_tty(self, name: str, command: list[str], *, user: str = "learner") -> Tty:
         raise self._fail()
 
+    async def address(self, name: str) -> str:
+        raise self._fail()
+
     async def list(self) -> list[SandboxInfo]:
         raise self._fail()
 

@@ -8,6 +8,8 @@ Knobs, all changeable between calls:
   ``crash(name)``        the sandbox vanishes: MISSING, ``exec`` and TTY writes raise SandboxGone;
   ``exec_handler``       ``(name, command, user) -> ExecResult | str | (exit_code, output)``,
                          plain or async; the default answers ``ExecResult(0, "")``.
+  ``addresses``         ``{name: host}`` that ``address`` answers; default 127.0.0.1, so a test
+                         serves a "published port" from a server of its own on loopback.
 ``calls`` records every call as ``(method, name)`` for assertions.
 """
 
@@ -20,6 +22,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+import typer
+
 from app.config import Settings
 from app.lessons.schema import Workshop
 from app.sandboxes import naming
@@ -29,6 +33,7 @@ from app.sandboxes.base import (
     Connection,
     ExecResult,
     ExecStreamBase,
+    Finding,
     SandboxError,
     SandboxGone,
     SandboxInfo,
@@ -117,6 +122,7 @@ class FakeBackend:
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.ttys: list[FakeTty] = []
         self.calls: list[tuple[str, str]] = []
+        self.addresses: dict[str, str] = {}
 
     # -- knobs -----------------------------------------------------------------------------
 
@@ -214,12 +220,17 @@ class FakeBackend:
         sandbox = self.sandboxes.get(name)
         return sandbox.info() if sandbox else SandboxInfo(name, SandboxState.MISSING)
 
+    async def address(self, name: str) -> str:
+        self.calls.append(("address", name))
+        self._require_running(name)
+        return self.addresses.get(name, "127.0.0.1")
+
     async def list(self) -> list[SandboxInfo]:
         self.calls.append(("list", ""))
         return [sandbox.info() for sandbox in self.sandboxes.values()]
 
     async def health(self) -> BackendHealth:
-        return BackendHealth(engine="ok")
+        return BackendHealth(engine="ok", isolation="fake backend: no sandboxes run")
 
     async def stats(self, name: str) -> SandboxStats:
         self.calls.append(("stats", name))
@@ -251,3 +262,24 @@ async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
 
 async def connect_for_maintenance(settings: Settings) -> Connection:
     return Connection(backend=FakeBackend())
+
+
+def doctor_checks(settings: Settings) -> list[Callable[[], Finding]]:
+    return [lambda: Finding("backend", True, "fake: in-process stand-ins, no engine to check")]
+
+
+def add_commands(cli: typer.Typer, wanted: Callable[[str], bool]) -> None:
+    """The fake backend has no commands of its own."""
+
+
+def build_images(settings: Settings) -> None:
+    """The fake backend runs no image."""
+
+
+def teardown(settings: Settings, instance: str, *, dry_run: bool = False) -> list[str]:
+    """Fake sandboxes live in the portal's memory: nothing outlives it."""
+    return []
+
+
+def teardown_stale(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    return []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -386,8 +387,11 @@ class SandboxService:
         return replace(spec, name=row.container_name, workshop=row.workshop or spec.workshop)
 
     async def _hand_out_or_queue(self, attendee_id: int) -> Sandbox:
+        asked = time.monotonic()
         handed = await self.pool.hand_out(attendee_id) if self.connected else None
-        return handed or await self._queue_new(attendee_id)
+        row = handed or await self._queue_new(attendee_id)
+        self.transitions.time_hand_out(row, asked, "warm" if handed else "new")
+        return row
 
     async def _queue_new(self, attendee_id: int) -> Sandbox:
         spec = self._new_spec(attendee_id)

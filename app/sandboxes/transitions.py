@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from app.events import INSTRUCTOR_TOPIC, EventHub, attendee_topic
+from app.instruments import SANDBOX_HAND_OUT_SECONDS, since
 from app.models import Sandbox, utcnow
 from app.sandboxes.base import SandboxState
 from app.sandboxes.records import SandboxRecords
@@ -21,6 +22,7 @@ class Transitions:
         self.records = records
         self.events = events
         self._waiters: dict[str, asyncio.Event] = {}
+        self._handing_out: dict[str, tuple[float, str]] = {}
 
     def waiter(self, name: str) -> asyncio.Event:
         """An event set at the next change of ``name``. Take it before awaiting anything."""
@@ -36,10 +38,21 @@ class Transitions:
         if state is SandboxState.READY:
             values["ready_at"] = utcnow()
         row = await self.records.update(name, **values)
+        if state is SandboxState.READY and name in self._handing_out:
+            asked, source = self._handing_out.pop(name)
+            SANDBOX_HAND_OUT_SECONDS.observe(since(asked), source=source)
         self.wake(name)
         if row is not None:
             self.publish(row)
         return row
+
+    def time_hand_out(self, row: Sandbox, asked: float, source: str) -> None:
+        """Measure from ``asked`` (``time.monotonic()``) to the sandbox being ready: now when
+        it is, else at its READY transition."""
+        if row.state == SandboxState.READY:
+            SANDBOX_HAND_OUT_SECONDS.observe(since(asked), source=source)
+        else:
+            self._handing_out[row.container_name] = (asked, source)
 
     def publish(self, row: Sandbox, position: int | None = None) -> None:
         if row.attendee_id is not None:
@@ -49,6 +62,7 @@ class Transitions:
     def removed(self, row: Sandbox, message: str) -> None:
         """Tell the owner their sandbox is gone; a fresh one is made when they come back."""
         self.wake(row.container_name)
+        self._handing_out.pop(row.container_name, None)
         if row.attendee_id is not None:
             self._announce(row.attendee_id, row.container_name, SandboxState.STOPPED, message, None)
 

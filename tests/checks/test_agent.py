@@ -9,7 +9,7 @@ import pytest
 
 from app.checks.agent import CheckAgents
 from app.sandboxes.base import SandboxGone
-from tests.checks.conftest import ShellBackend, converse
+from tests.support.checks import ShellBackend, converse
 
 pytestmark = pytest.mark.anyio
 

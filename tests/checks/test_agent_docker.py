@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from app.bench.checks import Lab, real_lab
 from app.checks.agent import CheckAgents
 from app.lessons.loader import load_workshop
+from app.sandboxes.docker.lab import Lab, real_lab
 from tests.support.live_server import free_port
-from tests.support.settings import settings_for
+from tests.support.settings import REPO, TEST_LABELS, settings_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
-REPO = Path(__file__).resolve().parents[2]
-TEST_LABELS = {"io.labdeck.test": "1"}
 AGENT_PROCESSES = "pgrep -u learner -f '^python3 -c' | wc -l"
 
 

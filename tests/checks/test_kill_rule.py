@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.sandboxes.docker.exec import GUARD
-from tests.checks.conftest import converse
+from tests.support.checks import converse
 
 
 @dataclass

@@ -11,9 +11,9 @@ import pytest
 
 from app.checks.service import CheckService
 from app.config import Settings
-from tests.checks.conftest import DEMO_CONTENT, FakeSandboxes, ShellBackend
-from tests.instructor.support import portal
+from tests.support.checks import DEMO_CONTENT, FakeSandboxes, ShellBackend
 from tests.support.live_server import LiveServer
+from tests.support.portal import portal
 
 pytestmark = pytest.mark.browser
 

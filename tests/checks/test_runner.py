@@ -7,7 +7,7 @@ import pytest
 from app.checks.runner import CheckResult, judge, run_check, run_checks, trim_output
 from app.lessons.schema import Check
 from app.sandboxes.base import ExecResult, SandboxError, SandboxGone
-from tests.checks.conftest import ShellBackend
+from tests.support.checks import ShellBackend
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from app.checks import store
 from app.checks.service import SANDBOX_RESTARTING, CheckService
 from app.events import INSTRUCTOR_TOPIC, attendee_topic
 from app.lessons.schema import Lesson, Task, Workshop
-from tests.checks.conftest import FakeSandboxes, ShellBackend
+from tests.support.checks import MAKE_FILE_FIRST_RUN, FakeSandboxes, ShellBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -45,14 +45,7 @@ async def test_a_failing_then_passing_task_streams_each_check_and_stores_attempt
     assert [c.status for c in first.checks] == ["failed", "failed", "passed"]
     assert first.checks[0].message == "There is no `made.txt` yet."
     checks = [(e["check_index"], e["status"]) for e in events if e["type"] == "check"]
-    assert checks == [
-        (0, "running"),
-        (0, "failed"),
-        (1, "running"),
-        (1, "failed"),
-        (2, "running"),
-        (2, "passed"),
-    ]
+    assert checks == MAKE_FILE_FIRST_RUN
     check_event = next(e for e in events if e["type"] == "check" and e["status"] == "failed")
     assert set(check_event) >= {
         "task_id",

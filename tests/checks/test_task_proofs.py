@@ -17,18 +17,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.bench.checks import Lab, real_lab
 from app.checks.service import TaskRun
 from app.lessons.loader import load_workshop
 from app.lessons.proofs import load_proofs
 from app.lessons.schema import Lesson, Task
+from app.sandboxes.docker.lab import Lab, real_lab
 from tests.support.live_server import free_port
-from tests.support.settings import REPO, settings_for
+from tests.support.settings import REPO, TEST_LABELS, settings_for
 
 pytestmark = pytest.mark.docker
 
 WORKSHOP = load_workshop(REPO / "content" / "docker-basics")
-TEST_LABELS = {"io.labdeck.test": "1"}
 
 
 # What an attendee types for each task, and a near miss: content/docker-basics/proofs.yaml,

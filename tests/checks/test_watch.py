@@ -10,7 +10,7 @@ from app.checks import store
 from app.checks.service import CheckService
 from app.events import attendee_topic
 from app.lessons.schema import Workshop
-from tests.checks.conftest import FakeSandboxes, ShellBackend
+from tests.support.checks import FakeSandboxes, ShellBackend
 
 pytestmark = pytest.mark.anyio
 

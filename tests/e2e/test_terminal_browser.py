@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.routes.test_terminal import Portal, docker_portal
 from tests.support.browser import TERMINAL_TEXT
+from tests.support.live_portal import Portal
+from tests.support.live_portal import docker_portal as open_docker_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
-__all__ = ["docker_portal"]  # the module-scoped portal over real sandboxes
+
+@pytest.fixture(scope="module")
+def docker_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    with open_docker_portal(tmp_path_factory.mktemp("terminal") / "data") as served:
+        yield served
 
 
 def joined_lesson_page(browser: Any, portal: Portal, name: str) -> Any:

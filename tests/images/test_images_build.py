@@ -25,8 +25,13 @@ from app.sandboxes.docker.images.builder import (
 )
 from app.sandboxes.docker.images.catalog import RECIPES, Recipe, get_recipe
 from app.sandboxes.docker.images.mode import Mode
-
-from .conftest import RUN_ID, TEST_LABELS, assert_nothing_left, remove_container, run_container
+from tests.support.images import (
+    RUN_ID,
+    TEST_LABELS,
+    assert_nothing_left,
+    remove_container,
+    run_container,
+)
 
 pytestmark = pytest.mark.docker
 

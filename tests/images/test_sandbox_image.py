@@ -8,8 +8,7 @@ import docker
 import pytest
 
 from app.sandboxes.docker.images.catalog import get_recipe
-
-from .conftest import run_container
+from tests.support.images import run_container
 
 pytestmark = pytest.mark.docker
 MERGE = "/usr/local/bin/labdeck-merge-daemon-json"

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from app.instructor.dashboard import STUCK_ATTEMPTS, load_dashboard, task_columns
 from app.instructor.hands import set_hand
 from app.models import Attendee, Sandbox
-from tests.instructor.support import Person, attendee_named, join, record
+from tests.support.portal import Person, attendee_named, join, record
 
 
 def dashboard_of(app: FastAPI):  # type: ignore[no-untyped-def]

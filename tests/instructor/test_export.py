@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlmodel import Session
 
 from app.models import Attendee
-from tests.instructor.support import Person, join, record
+from tests.support.portal import Person, join, record
 
 
 def seed(app: FastAPI, client: Person) -> str:

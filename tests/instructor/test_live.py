@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.events import INSTRUCTOR_TOPIC
 from app.sandboxes.base import ExecResult
-from tests.instructor.support import Person, join, run_check, sandboxes
+from tests.support.portal import Person, join, run_check, sandboxes
 
 
 def receive_update(ws: Any, attendee_id: int, kind: str) -> dict[str, Any]:

@@ -17,17 +17,22 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from app.config import Settings
-from tests.conftest import REPO
-from tests.instructor.support import TOKEN, Person, csrf, join, portal, sandboxes, sign_in
+from tests.support.portal import TOKEN, Person, csrf, join, portal, sandboxes, sign_in
+from tests.support.settings import REPO
 from tests.support.websockets import receive_within
 
 ANYONE, ATTENDEE, INSTRUCTOR = "anyone", "attendee", "instructor"
+GRANT_HOLDER = "grant-holder"  # the credential is a signed grant in the URL, not a cookie
 ROLES = ("anonymous", "ada", "bob", "wrong-token", "instructor")
-ALLOWED = {
+ALLOWED: dict[str, set[str]] = {
     ANYONE: set(ROLES),
     ATTENDEE: {"ada", "bob"},  # each acts on themselves: no route takes another attendee's id
     INSTRUCTOR: {"instructor"},
+    GRANT_HOLDER: set(),  # the URL below carries a forged grant: nobody gets in with it
 }
+# The port preview passes every method on; port 1: nothing listens, so "allowed" is a 502.
+PREVIEW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+FORGED_GRANT = "/instructor-preview/eyJhIjoxfQ.forged.grant/1/"
 REFUSED_HTTP = {401, 403}
 REFUSED_WS = {4401, 4403, 401, 403}
 
@@ -93,6 +98,25 @@ MATRIX: dict[tuple[str, str], Entry] = {
         INSTRUCTOR, "/instructor/lessons/registries/lock"
     ),
     ("POST", "/instructor/end"): Entry(INSTRUCTOR, "/instructor/end", {"confirm": "end"}),
+    ("GET", "/sandbox/ports"): Entry(ATTENDEE, "/sandbox/ports"),
+    ("GET", "/preview/{port}"): Entry(ATTENDEE, "/preview/1"),
+    **{
+        (method, "/preview/{port}/{path:path}"): Entry(ATTENDEE, "/preview/1/x")
+        for method in PREVIEW_METHODS
+    },
+    ("WS", "/preview/{port}/{path:path}"): Entry(ATTENDEE, "/preview/1/ws"),
+    ("GET", "/instructor/attendees/{attendee_id}/preview/{port}"): Entry(
+        INSTRUCTOR, "/instructor/attendees/{ada}/preview/1"
+    ),
+    **{
+        (method, "/instructor-preview/{grant}/{port}/{path:path}"): Entry(
+            GRANT_HOLDER, FORGED_GRANT + "x"
+        )
+        for method in PREVIEW_METHODS
+    },
+    ("WS", "/instructor-preview/{grant}/{port}/{path:path}"): Entry(
+        GRANT_HOLDER, FORGED_GRANT + "ws"
+    ),
     ("WS", "/ws/instructor"): Entry(INSTRUCTOR, "/ws/instructor"),
     ("WS", "/ws/instructor/terminal/{attendee_id}"): Entry(
         INSTRUCTOR, "/ws/instructor/terminal/{ada}?mode=read"

@@ -17,8 +17,8 @@ from app.csrf import headers_for
 from app.instructor import locks
 from app.main import create_app
 from app.sandboxes.fake import FakeBackend
-from tests.checks.conftest import DEMO_CONTENT, FakeSandboxes, ShellBackend
-from tests.routes.test_join import join
+from tests.support.checks import DEMO_CONTENT, MAKE_FILE_FIRST_RUN, FakeSandboxes, ShellBackend
+from tests.support.portal import join
 
 ROUTES = [
     "/api/tasks/make-file/check",
@@ -156,14 +156,7 @@ def test_the_event_stream_shows_each_check_as_it_finishes(demo: TestClient) -> N
         while received[-1]["type"] != "task":  # the sandbox's own progress comes too
             received.append(events.receive_json())
     checks = [(e["check_index"], e["status"]) for e in received if e["type"] == "check"]
-    assert checks == [
-        (0, "running"),
-        (0, "failed"),
-        (1, "running"),
-        (1, "failed"),
-        (2, "running"),
-        (2, "passed"),
-    ]
+    assert checks == MAKE_FILE_FIRST_RUN
     assert received[-1]["type"] == "task" and received[-1]["passed"] is False
 
 

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.config import Settings
 from app.main import create_app
-from tests.instructor.support import Person, csrf, join, portal, sign_in
+from tests.support.portal import Person, csrf, join, portal, sign_in
 from tests.support.websockets import receive_within
 
 PERSONAS = ("anonymous", "attendee", "instructor")
@@ -248,3 +248,4 @@ def test_no_websocket_breaks_on_any_frames(
             pass  # a refusal or a close: what a hostile client should get
 
     fuzz()
+    assert people["attendee"].get("/api/me").status_code == 200  # and the portal still serves

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.instructor.auth import INSTRUCTOR_COOKIE
 from app.models import Sandbox
-from tests.instructor.support import (
+from tests.support.portal import (
     TOKEN,
     Person,
     client,

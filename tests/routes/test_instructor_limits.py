@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.instructor.auth import INSTRUCTOR_COOKIE, signed_marker
 from app.services import WRONG_TOKENS_PER_ADDRESS_PER_MINUTE
-from tests.instructor.support import (
+from tests.support.portal import (
     TOKEN,
     Person,
     client,

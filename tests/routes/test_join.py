@@ -6,14 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.cookies import COOKIE_NAME
 from app.services import WRONG_CODES_PER_ADDRESS_PER_MINUTE
-from tests.instructor.support import Person, csrf
-from tests.instructor.support import join as join_as
-
-
-def join(client: TestClient, name: str) -> str:
-    response = client.post("/join", data={"name": name}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    return response.headers["location"]
+from tests.support.portal import Person, csrf, join
 
 
 def test_join_sets_a_signed_httponly_cookie_and_redirects_to_first_lesson(
@@ -150,9 +143,9 @@ def test_a_cross_site_form_cannot_sign_a_browser_in(client: TestClient) -> None:
 
 def test_a_resume_link_asks_before_it_replaces_a_live_session(client: TestClient) -> None:
     attacker, victim = Person(client), Person(client)
-    join_as(attacker, "Mallory")
+    join(attacker, "Mallory")
     link = attacker.get("/api/me").json()["resume_url"]
-    join_as(victim, "Victim")
+    join(victim, "Victim")
     page = victim.get(link, follow_redirects=False)
     assert page.status_code == 200 and "Switch to Mallory?" in page.text
     assert "signed in as <strong>Victim</strong>" in page.text
@@ -172,7 +165,7 @@ def test_a_resume_link_of_the_same_attendee_or_a_new_browser_needs_no_question(
     client: TestClient,
 ) -> None:
     laptop, phone = Person(client), Person(client)
-    join_as(laptop, "Linus")
+    join(laptop, "Linus")
     link = laptop.get("/api/me").json()["resume_url"]
     assert laptop.get(link, follow_redirects=False).status_code == 303
     assert phone.get(link, follow_redirects=False).status_code == 303
@@ -206,8 +199,8 @@ def test_invisible_and_compatibility_characters_cannot_hide_a_twin(
 ) -> None:
     """Normalised to exactly "alice": the same name, told apart on the dashboard."""
     alice, impostor = Person(client), Person(client)
-    join_as(alice, "alice")
-    join_as(impostor, twin)
+    join(alice, "alice")
+    join(impostor, twin)
     assert signed_in_as(impostor) == "alice (2)"
 
 
@@ -225,7 +218,7 @@ def test_a_name_that_looks_like_another_attendees_is_refused(
     client: TestClient, lookalike: str
 ) -> None:
     alice, impostor = Person(client), Person(client)
-    join_as(alice, "alice")
+    join(alice, "alice")
     response = impostor.post("/join", data={"name": lookalike})
     assert response.status_code == 422
     assert "already goes by a name that looks like" in response.text
@@ -234,6 +227,6 @@ def test_a_name_that_looks_like_another_attendees_is_refused(
 
 def test_different_names_are_not_taken_for_lookalikes(client: TestClient) -> None:
     first, second = Person(client), Person(client)
-    join_as(first, "Eli")
-    join_as(second, "Ell")
+    join(first, "Eli")
+    join(second, "Ell")
     assert signed_in_as(second) == "Ell"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.routes.test_join import join
+from tests.support.portal import join
 
 
 def test_lesson_pages_need_an_attendee(client: TestClient) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.routes.test_join import join
+from tests.support.portal import join
 
 
 def test_metrics_are_prometheus_text_with_the_labdeck_prefix(client: TestClient) -> None:

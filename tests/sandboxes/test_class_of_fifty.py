@@ -16,7 +16,6 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,13 +31,13 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.cookies import COOKIE_NAME
 from app.sandboxes.docker.engine import docker_client
+from app.sandboxes.docker.lab import stop_portal
 from app.sandboxes.docker.network import teardown_network
 from app.sandboxes.naming import LABEL_INSTANCE
-from tests.conftest import REPO
 from tests.support.docker_lab import free_port
+from tests.support.settings import REPO, TEST_LABELS
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
-TEST_LABELS = {"io.labdeck.test": "1"}
 CLASS_SIZE = 50
 JOIN_WINDOW_SECONDS = 10.0
 ARRIVALS_SECONDS = 8.0  # the joins are spread over this, as people sit down and type a name
@@ -95,13 +94,7 @@ class Portal:
 
     def stop(self) -> None:
         """As an operator stops it: the sandboxes live on."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_portal(self.process)
 
     def labdeck(self, *arguments: str) -> str:
         done = subprocess.run(

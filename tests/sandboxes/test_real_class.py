@@ -23,11 +23,10 @@ from app.sandboxes.docker.engine import docker_client
 from app.sandboxes.docker.network import teardown_network
 from app.sandboxes.naming import engine_volume_name
 from app.sandboxes.service import SandboxService, ServiceConfig
-from tests.conftest import REPO
 from tests.support.sandboxes import Harness, database
+from tests.support.settings import REPO, TEST_LABELS
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
-TEST_LABELS = {"io.labdeck.test": "1"}
 # An empty image made inside the sandbox: proves the inner engine's images survive a stop.
 MAKE_IMAGE = "tar cf - --files-from /dev/null | docker import - keepme:1 >/dev/null"
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -22,10 +21,9 @@ from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
 from app.sandboxes.docker.network import NetworkInfo
 from app.sandboxes.docker.registry import WorkshopRegistry
 from app.sandboxes.docker.runtime import Profile
+from tests.support.settings import REPO, TEST_LABELS
 
 T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[2]
-TEST_LABELS = {"io.labdeck.test": "1"}
 SANDBOX_IMAGE = "labdeck/sandbox:latest"
 NEEDED_IMAGES = (
     SANDBOX_IMAGE,

@@ -8,6 +8,9 @@ from typing import Any
 from app.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+# Every Docker object a test makes carries this label; the sweep in tests/conftest.py removes them.
+TEST_LABEL = "io.labdeck.test"
+TEST_LABELS = {TEST_LABEL: "1"}
 INSTRUCTOR_TOKEN = "test-instructor-token-0123456789"
 
 

@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from app.bench.terminal import remove_instance
 from app.config import Settings
 from app.ports import free_port
 from app.sandboxes.docker.engine import docker_client
+from app.sandboxes.docker.lab import stop_portal
 from app.sandboxes.naming import LABEL_INSTANCE
 
 START_SECONDS = 180.0
@@ -103,13 +103,7 @@ class Portal:
         """Stop the portal as an operator does, remove all its instance made; returns what was
         still there after the removal (nothing, unless removal failed)."""
         self.http.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_portal(self.process)
         remove_instance(self.settings)
         return self.leftovers()
 

@@ -49,6 +49,7 @@ from app.sandboxes.docker.exec import (
     run_job,
 )
 from app.sandboxes.docker.registry import WorkshopRegistry
+from app.sandboxes.docker.runtime import ISOLATION, risk_of
 from app.sandboxes.docker.status import (
     CGROUP_STATS,
     info_of,
@@ -139,7 +140,14 @@ class DockerBackend:
             registry = "none"
         else:
             registry = f"failing: {self.registry_problem}" if self.registry_problem else "ok"
-        return BackendHealth(engine=engine, images=images, registry=registry)
+        profile = self.config.runtime
+        return BackendHealth(
+            engine=engine,
+            images=images,
+            registry=registry,
+            isolation=ISOLATION[profile],
+            risk=risk_of(profile),
+        )
 
     def _engine_and_image(self) -> tuple[str, str]:
         api = self._api()
@@ -273,6 +281,19 @@ class DockerBackend:
         if state is SandboxState.READY and not await self._engine_answers(name):
             return replace(info, state=SandboxState.STARTING, message="its engine is not answering")
         return info
+
+    async def address(self, name: str) -> str:
+        """Its address on the instance network. Measured (issue 15): the portal on the host (or
+        in its host-network container) reaches it directly, both a server inside and a port
+        the inner engine publishes; the firewall only limits what the sandbox starts."""
+        attrs = await self._call(self.containers.inspect_own, name)
+        if attrs is None or not (attrs.get("State") or {}).get("Running"):
+            raise SandboxGone(f"Sandbox {name} does not run.")
+        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        address = str((networks.get(self.config.network) or {}).get("IPAddress") or "")
+        if not address:
+            raise SandboxGone(f"Sandbox {name} has no address on {self.config.network}.")
+        return address
 
     async def list(self) -> list[SandboxInfo]:
         """Every sandbox of this instance; a running one counts as READY without asking its

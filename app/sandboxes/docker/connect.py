@@ -1,12 +1,14 @@
 """Connect the sandbox service to a Docker engine: runtime profile, sandbox network, workshop
-registry, then a ``DockerBackend``. This is the one door from engine-neutral code into Docker."""
+registry, then a ``DockerBackend``. This is the one door from engine-neutral code into Docker:
+``app/sandboxes/backends.py`` names it and lists the functions it keeps."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import typer
 from docker.errors import DockerException
 
 from app.config import Settings
@@ -14,6 +16,7 @@ from app.lessons.schema import Workshop
 from app.sandboxes import naming
 from app.sandboxes.base import Connection, SandboxError
 from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
+from app.sandboxes.docker.doctor import doctor_checks as doctor_checks
 from app.sandboxes.docker.engine import EngineUnavailable, docker_client, engine_address
 from app.sandboxes.docker.images.catalog import get_recipe
 from app.sandboxes.docker.network import ensure_network, teardown_network
@@ -135,3 +138,43 @@ async def keep_registry(
             backend.registry_problem = str(error)
             log.warning("workshop registry: %s", error)
         await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded else 15)
+
+
+def add_commands(cli: typer.Typer, wanted: Callable[[str], bool]) -> None:
+    """`labdeck images` and `labdeck engine`, each imported only when that command runs."""
+    if wanted("images"):
+        from app.sandboxes.docker.images.cli import images_app
+
+        cli.add_typer(images_app, name="images")
+    if wanted("engine"):
+        from app.sandboxes.docker.engine_cli import engine_app
+
+        cli.add_typer(engine_app, name="engine")
+
+
+def build_images(settings: Settings) -> None:
+    """Build the images that are missing or outdated, in the mode LABDECK_IMAGES_MODE says."""
+    from app.sandboxes.docker.images.cli import build
+
+    build(offline=False, online=False, force=False, only=[])
+
+
+def teardown(settings: Settings, instance: str, *, dry_run: bool = False) -> list[str]:
+    """Containers, volumes, network, registry and firewall rules of ``instance`` (teardown.py)."""
+    from app.sandboxes.docker import teardown as teardown_module
+
+    image = settings.sandbox_image
+    if dry_run:
+        return teardown_module.plan(instance, image)
+    return teardown_module.teardown(instance, image)
+
+
+def teardown_stale(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    """Firewall rules of instances whose network is gone, and chains of bridges that are gone."""
+    from app.sandboxes.docker import teardown as teardown_module
+
+    image = settings.sandbox_image
+    if dry_run:
+        stale = teardown_module.stale_instances(image)
+        return [f"firewall rules of {instance} (no network left)" for instance in stale]
+    return teardown_module.teardown_stale(image)

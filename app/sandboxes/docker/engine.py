@@ -5,9 +5,7 @@ That engine is ``DOCKER_HOST`` when set, else LabDeck's dedicated sandbox engine
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 
 import docker
 from docker.errors import DockerException
@@ -48,38 +46,3 @@ def docker_client(timeout: int = 60, address: str | None = None) -> docker.Docke
     except DockerException as error:
         raise EngineUnavailable(unavailable_message()) from error
     return client
-
-
-class Engine:
-    """The portal's handle on the engine: connects lazily, so the portal starts while the engine is down."""
-
-    def __init__(self, timeout: int = 60) -> None:
-        self._timeout = timeout
-        self._client: docker.DockerClient | None = None
-        self._lock = threading.Lock()
-
-    def client(self) -> docker.DockerClient:
-        """The connected client; raises EngineUnavailable (with the fix) when the engine does not answer."""
-        with self._lock:
-            if self._client is None:
-                self._client = docker_client(self._timeout)
-            return self._client
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except (DockerException, EngineUnavailable, OSError):
-            return False
-
-    async def ping_async(self, timeout: float = 3.0) -> bool:
-        """Ping without blocking the event loop; a slow engine counts as down."""
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self.ping), timeout)
-        except TimeoutError:
-            return False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None

@@ -67,6 +67,14 @@ def _remaps_users(info: dict[str, Any]) -> bool:
     return any("name=userns" in option for option in info.get("SecurityOptions") or [])
 
 
+ISOLATION = {
+    "sysbox": "sysbox profile: each sandbox's root is an unprivileged user on the host",
+    "userns": "userns profile: each sandbox's root is an unprivileged user on the host",
+    "privileged": "privileged profile: sandboxes are NOT isolated from the host",
+    "caps": "caps profile: sandboxes are NOT isolated from the host",
+}
+
+
 def risk_of(profile: Profile | None) -> str:
     """One plain sentence of risk for the unsafe profiles; empty for the others."""
     return UNSAFE_RISK if profile in UNSAFE_PROFILES else ""

@@ -374,10 +374,11 @@ async def test_ten_sandboxes_at_once(lab: Lab) -> None:
     started = time.monotonic()
 
     async def ready(spec: SandboxSpec) -> float:
-        async for _ in lab.backend.create(spec):
-            pass
+        states = [state async for state in lab.backend.create(spec)]
+        assert states[-1] is SandboxState.READY, spec.name
         return time.monotonic() - started
 
     times = await asyncio.gather(*(ready(spec) for spec in specs))
+    assert len(times) == 10
     print(f"\n10 at once: first READY {min(times):.2f} s, last {max(times):.2f} s")
     await asyncio.gather(*(lab.backend.remove(spec.name) for spec in specs))

@@ -63,6 +63,8 @@ def test_docker_host_wins(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_restore_bridge_leaves_an_existing_one_and_a_missing_one_alone() -> None:
     sandbox_engine.restore_bridge("lo", ["127.0.0.1/8"])  # exists: untouched
     sandbox_engine.restore_bridge("labdeck-none", None)  # never existed: not made
+    assert Path("/sys/class/net/lo").exists()
+    assert not Path("/sys/class/net/labdeck-none").exists()
 
 
 @pytest.mark.docker

@@ -12,7 +12,6 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 # Offline, every recipe builds FROM this debootstrap image (build arg BASE); online, the
 # Dockerfiles keep their default ``ARG BASE=debian:bookworm-slim``.
 OFFLINE_BASE_TAG = "labdeck/debian-base:bookworm"
-ONLINE_BASE_TAG = "debian:bookworm-slim"
 BASE_RECIPE = "debian-base"
 
 

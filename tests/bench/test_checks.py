@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 from app.bench.checks import THREE_CHECKS, exec_floor, measure, real_lab
 from app.bench.cli import bench_app, register_all
 from app.lessons.loader import load_workshop
-from tests.checks.test_task_proofs import REPO, TEST_LABELS
 from tests.support.live_server import free_port
-from tests.support.settings import settings_for
+from tests.support.settings import REPO, TEST_LABELS, settings_for
 
 
 def test_the_checks_benchmark_is_a_bench_command() -> None:

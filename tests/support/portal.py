@@ -1,6 +1,7 @@
-"""Helpers for the instructor tests: a portal app, sign-in, joining, CSRF headers, seeded progress,
-small workshops written to disk (the real loader reads them), and the fixtures of a tiny
-workshop with its instructor signed in (import them by name where they are used)."""
+"""The portal over FakeBackend, for route and instructor tests: the app, people sharing one
+client, sign-in, joining, CSRF headers, seeded progress, small workshops written to disk (the
+real loader reads them), and the fixtures of a tiny workshop with its instructor signed in
+(import them by name where they are used, as tests/instructor/conftest.py does)."""
 
 from __future__ import annotations
 
