@@ -320,3 +320,29 @@ def test_names_with_quotes_stay_inside_their_attributes(instructor: Person) -> N
     page = instructor.get("/instructor").text
     assert 'onmouseover="alert(1)' not in page
     assert 'data-name="&#34; onmouseover=&#34;alert(1)"' in page
+
+
+# -- the sandboxes' isolation ----------------------------------------------------------------
+
+
+def test_the_dashboard_states_how_sandboxes_are_isolated(instructor: Person) -> None:
+    panel = instructor.get("/instructor/health", headers={"HX-Request": "true"})
+    assert panel.status_code == 200
+    assert "Isolation: fake backend" in panel.text and "Unsafe sandboxes" not in panel.text
+
+
+def test_an_unsafe_profile_is_stated_with_its_risk(
+    instructor: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.sandboxes.base import BackendHealth
+    from app.sandboxes.docker.runtime import ISOLATION, risk_of
+    from app.sandboxes.fake import FakeBackend
+
+    async def unsafe(self: FakeBackend) -> BackendHealth:
+        return BackendHealth(engine="ok", isolation=ISOLATION["caps"], risk=risk_of("caps"))
+
+    monkeypatch.setattr(FakeBackend, "health", unsafe)
+    panel = instructor.get("/instructor/health", headers={"HX-Request": "true"})
+    assert "caps profile: sandboxes are NOT isolated" in panel.text
+    assert 'role="alert"><strong>Unsafe sandboxes:</strong>' in panel.text
+    assert "become root on the host" in panel.text
