@@ -134,26 +134,30 @@ def _lock_path(database: Path) -> Path:
 def serving(database: Path) -> Iterator[None]:
     """Held by a portal while it serves ``database``: restores refuse meanwhile."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    with open(_lock_path(database), "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise BackupError(
-                f"{database} is being restored right now; start the portal once that is done."
-            ) from error
+    refusal = f"{database} is being restored right now; start the portal once that is done."
+    with _locked(database, fcntl.LOCK_SH, refusal):
         yield
 
 
 @contextmanager
 def _exclusive(database: Path) -> Iterator[None]:
+    refusal = (
+        f"A portal is serving {database}. Stop it first (Ctrl-C in `./labdeck up`, or "
+        "`docker compose stop portal`), then run the restore again."
+    )
+    with _locked(database, fcntl.LOCK_EX, refusal):
+        yield
+
+
+@contextmanager
+def _locked(database: Path, mode: int, refusal: str) -> Iterator[None]:
+    """The database's lock file held in ``mode`` (shared or exclusive), never waited for:
+    raises ``BackupError(refusal)`` when the other kind is held."""
     with open(_lock_path(database), "a+b") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
         except BlockingIOError as error:
-            raise BackupError(
-                f"A portal is serving {database}. Stop it first (Ctrl-C in `./labdeck up`, or "
-                "`docker compose stop portal`), then run the restore again."
-            ) from error
+            raise BackupError(refusal) from error
         yield
 
 
