@@ -82,6 +82,9 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
+KEEP_ALIVE_SECONDS = 125
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn serves the portal. Forwarded headers count only from the configured proxies:
     uvicorn's default believes them from loopback, so anything on the machine (a sandbox's
@@ -94,6 +97,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": log_config(settings),  # LABDECK_LOG_FORMAT: text, or one JSON object a line
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or None,
+        # Longer than the idle time of the clients and proxies in front (Caddy keeps upstream
+        # connections 2 min): with uvicorn's 5 s, a request sent on a pooled connection the
+        # instant the server closes it fails (a 502 behind a proxy, a ReadError in httpx).
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
 
 

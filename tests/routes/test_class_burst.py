@@ -58,7 +58,9 @@ def class_client(url: str, timeout: float = 60) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=url,
         timeout=timeout,
-        limits=httpx.Limits(max_connections=200),
+        # Idle connections expire well before uvicorn's 5 s keep-alive: with equal timeouts a
+        # request can go out on a connection the server is closing that instant (a ReadError).
+        limits=httpx.Limits(max_connections=200, keepalive_expiry=2.0),
         cookies=http.cookiejar.CookieJar(policy=KeepNothing()),
     )
 

@@ -74,7 +74,10 @@ def client_for(portal: Portal) -> httpx.AsyncClient:
     http = httpx.AsyncClient(
         base_url=portal.url,
         timeout=httpx.Timeout(CHECK_SECONDS, connect=30),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        # Idle connections expire before any server's keep-alive can close them under a request.
+        limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0
+        ),
     )
     http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return http

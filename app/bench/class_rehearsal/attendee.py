@@ -264,7 +264,13 @@ class Attendee:
         else:
             failed = [c["name"] for c in result["checks"] if not c["passed"]]
             self.record.not_passed.append(
-                {"attendee": self.number, "task": task_id, "failed": failed, "result": result}
+                {
+                    "attendee": self.number,
+                    "task": task_id,
+                    "failed": failed,
+                    "result": result,
+                    "terminal": self.tail[-600:].decode("utf-8", errors="replace"),
+                }
             )
 
     async def read_progress(self) -> None:
