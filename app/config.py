@@ -142,11 +142,11 @@ class Settings(BaseSettings):
     )
     sandbox_log_size: str = Field("10m", description="Largest container log kept per sandbox.")
     sandbox_disk_quota: str | None = Field(
-        None,
+        "10g",
         description="Disk cap per sandbox (its home, its writes and its inner engine's images "
-        "together) on LabDeck's dedicated engine, which keeps its data on a btrfs image for it; "
-        "also applied on overlay2 over xfs with pquota. Unset: no cap (opt-in, see the README). "
-        "Read from the environment when the dedicated engine starts, e.g. 10g.",
+        "together) on LabDeck's dedicated engine, which keeps its data on a btrfs image with "
+        "simple quotas for it; also applied on overlay2 over xfs with pquota. Empty: no cap. "
+        "Read from the environment when the dedicated engine starts.",
     )
     sandbox_egress: Literal["allow", "none"] = Field(
         "allow",

@@ -21,11 +21,17 @@ def registered() -> None:
         cli._register_sub_apps(None)
 
 
+CONTRACT_COMMANDS = ("serve", "doctor", "teardown", "images", "db", "content", "sandboxes", "bench")
+
+
 def test_help_lists_every_command_of_the_contract() -> None:
     result = CliRunner().invoke(cli.cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "doctor", "images", "db", "content", "sandboxes", "bench"):
-        assert command in result.output
+    commands = {c.name or c.callback.__name__ for c in cli.cli.registered_commands if c.callback}
+    groups = {group.name for group in cli.cli.registered_groups}
+    for command in CONTRACT_COMMANDS:
+        assert command in commands | groups, f"`labdeck {command}` is in the contract"
+        assert f" {command} " in result.output, f"`labdeck --help` should list {command}"
 
 
 def test_db_upgrade_creates_and_then_keeps_the_database(

@@ -9,7 +9,14 @@ from tests.support.settings import REPO
 
 README = (REPO / "README.md").read_text()
 ENV_EXAMPLE = (REPO / ".env.example").read_text()
-CONTRACT_SETTINGS = ["DATA_DIR", "INSTRUCTOR_TOKEN", "WORKSHOP", "SANDBOX_RUNTIME"]
+CONTRACT_SETTINGS = [
+    "DATA_DIR",
+    "INSTRUCTOR_TOKEN",
+    "WORKSHOP",
+    "SANDBOX_RUNTIME",
+    "INSTANCE",
+    "REGISTRY_PORT",
+]
 
 
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))

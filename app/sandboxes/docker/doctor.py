@@ -22,6 +22,7 @@ def doctor_checks(settings: Settings) -> list[Callable[[], Finding]]:
         check_engine,
         check_sandbox_engine,
         lambda: check_runtime(settings),
+        lambda: check_disk_cap(settings),
         check_images,
     ]
 
@@ -62,6 +63,38 @@ def check_runtime(settings: Settings) -> Finding:
         return Finding("sandbox runtime", False, "engine down", "Start the engine first.")
     ok, detail = describe_runtime(client, settings)
     return Finding("sandbox runtime", ok, detail, "" if ok else NO_SAFE_PROFILE)
+
+
+def check_disk_cap(settings: Settings) -> Finding:
+    """Whether one attendee filling their disk fills only their own sandbox. An uncapped
+    engine can still serve a class, so this never fails the doctor: it says what is missing."""
+    from app.sandboxes.docker import disk
+
+    name, quota = "disk cap", settings.sandbox_disk_quota
+    if not quota:
+        return Finding(
+            name,
+            True,
+            "off (LABDECK_SANDBOX_DISK_QUOTA is empty): an attendee can fill the host's disk",
+        )
+    try:
+        client = docker_client(timeout=30)
+    except EngineUnavailable:
+        return Finding(name, False, "engine down", "`./labdeck up` starts it.")
+    try:
+        driver = client.info().get("Driver")
+    finally:
+        client.close()
+    if driver != disk.STORAGE_DRIVER:
+        return Finding(
+            name,
+            True,
+            f"{quota} wanted, but the sandbox engine runs on {driver} without it: "
+            "`./labdeck engine stop`, then `./labdeck up`, applies it",
+        )
+    root = sandbox_engine.places(settings.data_dir).data_root
+    kind = "simple quotas" if disk.has_simple_quotas(root) else "full quota groups"
+    return Finding(name, True, f"{quota} per sandbox (btrfs {kind} at {root})")
 
 
 def check_images() -> Finding:

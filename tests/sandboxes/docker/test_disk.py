@@ -3,6 +3,8 @@ their sandbox gets "Disk quota exceeded" there, while a neighbour and the host c
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from app.sandboxes.docker.engine import docker_client
 from tests.support.docker_lab import Lab, open_lab, run
 
 pytestmark = pytest.mark.docker
-CAP = Limits(disk_quota="2g")  # the sandbox image's 0.5 GB counts too
+# Under simple quotas only what the sandbox writes counts (under full quota groups, on kernels
+# before 6.7, the sandbox image's 0.5 GB counts too): 1 GB fits, a second one cannot.
+CAP = Limits(disk_quota="2g")
 
 
 def test_btrfs_takes_a_quota_and_overlay2_on_ext4_does_not() -> None:
@@ -28,17 +32,59 @@ def test_the_image_lives_beside_the_data_root() -> None:
     assert disk.image_path(Path("/var/lib/labdeck/engine")) == Path("/var/lib/labdeck/engine.btrfs")
 
 
+@pytest.fixture
+def btrfs_mount(tmp_path: Path) -> Iterator[Path]:
+    """A small btrfs file system on a sparse image, mounted under ``tmp_path``, with the full
+    quota groups Docker would have turned on (what an engine made before simple quotas has)."""
+    if shutil.which("mkfs.btrfs") is None:
+        pytest.skip("mkfs.btrfs is missing (btrfs-progs)")
+    image, mount = tmp_path / "fs.img", tmp_path / "fs"
+    with image.open("wb") as sparse:
+        sparse.truncate(1 << 30)
+    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True)
+    mount.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    try:
+        subprocess.run(["btrfs", "quota", "enable", str(mount)], check=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def btrfs(*arguments: str) -> None:
+    subprocess.run(["btrfs", *arguments], check=True, capture_output=True)
+
+
+def test_simple_quotas_replace_full_ones_and_hold_after_a_subvolume_goes(btrfs_mount: Path) -> None:
+    assert not disk.has_simple_quotas(btrfs_mount)
+    assert disk.ensure_simple_quotas(btrfs_mount)
+    assert disk.ensure_simple_quotas(btrfs_mount)  # idempotent
+    base, layer = btrfs_mount / "image", btrfs_mount / "sandbox"
+    btrfs("subvolume", "create", str(base))
+    (base / "shared").write_bytes(b"x" * (40 << 20))
+    btrfs("subvolume", "snapshot", str(base), str(layer))  # as Docker makes a container's layer
+    btrfs("qgroup", "limit", "30M", str(layer))
+    btrfs("subvolume", "delete", str(base))  # what made full quota groups inconsistent
+    # The 40 MB shared with the image do not count against the layer; its own writes do.
+    (layer / "fits").write_bytes(b"y" * (20 << 20))
+    with pytest.raises(OSError, match="quota"), (layer / "too-much").open("wb") as out:
+        for _ in range(20):
+            out.write(b"z" * (1 << 20))
+            out.flush()  # each megabyte reaches the file system, and its quota, at once
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     address = sandbox_engine.selected_address()
     if not disk.wanted():
-        pytest.skip("the disk cap is opt-in: set LABDECK_SANDBOX_DISK_QUOTA (e.g. 10g)")
+        pytest.skip("the disk cap is turned off: LABDECK_SANDBOX_DISK_QUOTA is empty")
     if address is None:
         pytest.fail("The disk cap needs the dedicated engine: ./labdeck test starts it.")
     client = docker_client(timeout=600, address=address)
     if client.info()["Driver"] != disk.STORAGE_DRIVER:
         pytest.fail("The dedicated engine runs without its capped btrfs data root: restart it.")
-    disk.rescan_if_inconsistent(sandbox_engine.places(Path("data")).data_root)
+    root = sandbox_engine.places(Path("data")).data_root
+    assert disk.has_simple_quotas(root), "the capped engine should run on simple quotas"
     made = open_lab(client, "userns", "disk")  # seeded: the inner engine pulls busybox
     yield made
     made.close()
