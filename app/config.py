@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -56,6 +57,13 @@ class Settings(BaseSettings):
     workshop: str | None = Field(
         None,
         description="Which workshop under the content folder this instance serves (default: the only one).",
+    )
+    content_reload: bool | None = Field(
+        None,
+        description="Load the workshop again when its files change (checked once a second), so "
+        "authors see an edit without restarting; content that does not load keeps the last good "
+        "version served and shows its problems, with file and line, on the pages. Unset: on, "
+        "except with `LABDECK_ENV=production`.",
     )
     instructor_token: SecretStr | None = Field(
         None,
@@ -148,6 +156,11 @@ class Settings(BaseSettings):
         "simple quotas for it; also applied on overlay2 over xfs with pquota. Empty: no cap. "
         "Read from the environment when the dedicated engine starts.",
     )
+    sandbox_subnet: IPv4Network | None = Field(
+        None,
+        description="Subnet of the sandbox network, e.g. `10.216.0.0/24`; unset: the engine "
+        "picks a free one. compose.yaml sets it: its engine has no address pool of its own.",
+    )
     sandbox_egress: Literal["allow", "none"] = Field(
         "allow",
         description="`none` cuts sandboxes off from every network but the workshop registry.",
@@ -193,6 +206,19 @@ class Settings(BaseSettings):
         le=65535,
         description="Host port of the workshop registry (bound to loopback and the sandbox network's gateway only).",
     )
+    registry_address: IPv4Address | None = Field(
+        None,
+        description="The host address where a workshop registry run beside the portal "
+        "(compose.yaml's `registry` service) serves sandboxes, read-only, on the registry port; "
+        "unset: the portal runs the registry itself, on the sandbox network's gateway.",
+    )
+    registry_seed_port: int = Field(
+        5056,
+        ge=1,
+        le=65535,
+        description="With `LABDECK_REGISTRY_ADDRESS`: the loopback port of that registry's "
+        "writable twin, through which the portal seeds it with the workshop's images.",
+    )
     registry_proxy_remoteurl: str | None = Field(
         None,
         description="Run the workshop registry as a pull-through cache of this upstream (e.g. https://registry-1.docker.io).",
@@ -227,6 +253,13 @@ class Settings(BaseSettings):
                     f"LABDECK_{name.upper()} must be at least 16 characters in production"
                 )
         return self
+
+    @property
+    def reloads_content(self) -> bool:
+        """``content_reload``, or its default: on outside production."""
+        if self.content_reload is not None:
+            return self.content_reload
+        return self.env != "production"
 
     @cached_property
     def database_path(self) -> Path:

@@ -17,6 +17,7 @@ from app.csrf import install_csrf
 from app.errors import install_error_handlers
 from app.instructor.broadcasts import latest_broadcast
 from app.instruments import CountOpenWebsockets
+from app.lessons.reload import LiveWorkshop
 from app.logging_setup import RequestIdMiddleware
 from app.preview.rescue import RescuePreviewPaths
 from app.routes import (
@@ -44,11 +45,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with backup.serving(settings.database_path):  # `labdeck db restore` waits for us to stop
         db.upgrade(settings.database_path)
-        workshop = select_workshop(settings)
+        content = LiveWorkshop(select_workshop(settings))
         # Tests and benches may hand in a backend (a FakeBackend); else the one the settings name.
         backend = getattr(app.state, "sandbox_backend", None)
         async with (
-            running_services(settings, workshop, app.state.limiters, backend) as services,
+            running_services(settings, content, app.state.limiters, backend) as services,
             automatic_backups(settings),
         ):
             app.state.services = services

@@ -4,9 +4,11 @@ dependencies of app/deps.py. Nothing else builds a service or keeps one in ``app
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from app.checks.service import CheckService
 from app.config import Settings
@@ -14,13 +16,19 @@ from app.cookies import SessionCookies
 from app.db import Database
 from app.events import EventHub
 from app.instructor.broadcasts import BroadcastBoard
-from app.instructor.live import DashboardFeed
+from app.instructor.live import DashboardFeed, announce_content
 from app.instructor.pool_size import saved_warm_pool_size
+from app.lessons.reload import LiveWorkshop
 from app.lessons.schema import Workshop
 from app.preview.http import PreviewClient
 from app.ratelimit import RateLimiter
 from app.sandboxes.base import SandboxBackend
-from app.sandboxes.service import SandboxService, ServiceConfig, running_sandboxes
+from app.sandboxes.service import (
+    SandboxService,
+    ServiceConfig,
+    limits_for,
+    running_sandboxes,
+)
 
 # A whole class may join from one address (venue Wi-Fi behind NAT, a proxy): joins per address
 # are limited only against floods, while guessing a join code or a token is limited tightly.
@@ -48,7 +56,7 @@ class Limiters:
 class Services:
     settings: Settings
     db: Database
-    workshop: Workshop | None
+    content: LiveWorkshop  # the workshop served now: read it on each use, never keep it
     cookies: SessionCookies
     limiters: Limiters
     events: EventHub
@@ -58,11 +66,19 @@ class Services:
     dashboard_feed: DashboardFeed
     preview: PreviewClient
 
+    @property
+    def workshop(self) -> Workshop | None:
+        return self.content.current()
+
+    @workshop.setter
+    def workshop(self, workshop: Workshop) -> None:
+        self.content.serve(workshop)
+
 
 @asynccontextmanager
 async def running_services(
     settings: Settings,
-    workshop: Workshop | None,
+    content: LiveWorkshop,
     limiters: Limiters,
     backend: SandboxBackend | None = None,
 ) -> AsyncIterator[Services]:
@@ -76,26 +92,33 @@ async def running_services(
         stack.callback(database.close)
         events = EventHub()
         events.bind(asyncio.get_running_loop())
+        workshop = content.current()
         config = ServiceConfig.from_settings(
             settings, workshop, **await _dashboard_overrides(database, workshop)
         )
         sandboxes = SandboxService(database, events, config)
-        await stack.enter_async_context(running_sandboxes(sandboxes, settings, workshop, backend))
-        checks = CheckService(sandboxes, events, database, workers=settings.check_workers)
+        current = content.current
+        await stack.enter_async_context(running_sandboxes(sandboxes, settings, current, backend))
+        checks = CheckService(
+            sandboxes, events, database, workers=settings.check_workers, workshop=current
+        )
         stack.push_async_callback(checks.close)
+        content.on_change(partial(_follow_content, settings, sandboxes, events))
+        if settings.reloads_content:
+            await stack.enter_async_context(_background(content.keep_fresh(), "content-reload"))
         preview = PreviewClient()
         stack.push_async_callback(preview.aclose)
         yield Services(
             settings=settings,
             db=database,
-            workshop=workshop,
+            content=content,
             cookies=SessionCookies(settings.cookie_secret()),
             limiters=limiters,
             events=events,
             sandboxes=sandboxes,
             checks=checks,
             broadcasts=BroadcastBoard(),
-            dashboard_feed=DashboardFeed(events, database, workshop),
+            dashboard_feed=DashboardFeed(events, database, current),
             preview=preview,
         )
 
@@ -105,3 +128,23 @@ async def _dashboard_overrides(database: Database, workshop: Workshop | None) ->
     slug = workshop.slug if workshop else ""
     size = await database.run(lambda session: saved_warm_pool_size(session, slug))
     return {} if size is None else {"warm_pool_size": size}
+
+
+def _follow_content(
+    settings: Settings, sandboxes: SandboxService, events: EventHub, workshop: Workshop
+) -> None:
+    """A reload changed the workshop or its problems: sandboxes made from now on get its
+    ``sandbox:`` limits, and open dashboards redraw their grid (columns, problems)."""
+    sandboxes.use_limits(limits_for(settings, workshop))
+    announce_content(events)
+
+
+@asynccontextmanager
+async def _background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

@@ -46,6 +46,7 @@ def render(
     context = dict(context or {})
     services = getattr(request.app.state, "services", None)
     context.setdefault("workshop", services.workshop if services is not None else None)
+    context.setdefault("content_notice", services.content.notice() if services else None)
     block_name = block if block and is_htmx(request) else None
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, block_name=block_name

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.config import Settings
-from app.lessons.loader import ContentError, find_workshops, load_workshop
+from app.lessons.loader import META_FILE, ContentError, find_workshops, is_workshop, load_workshop
 from app.lessons.problems import ContentProblem
 from app.lessons.schema import Workshop
 
@@ -31,6 +33,25 @@ def select_workshop(settings: Settings) -> Workshop:
             "choose one with LABDECK_WORKSHOP."
         )
     return load_workshop(folders[0])
+
+
+def workshops_named(settings: Settings, name: str | None) -> list[Workshop]:
+    """What a command's WORKSHOP argument names: a workshop's path, or a folder under the content
+    folder; without one, the workshop LABDECK_WORKSHOP names, else every workshop. Raises
+    ``WorkshopNotFound`` with a sentence, or ``ContentError``."""
+    if not name and settings.workshop:
+        return [select_workshop(settings)]
+    if name:
+        found = [path for path in (Path(name), settings.content_dir / name) if is_workshop(path)]
+        folders = found[:1]
+    else:
+        folders = find_workshops(settings.content_dir)
+    if not folders:
+        raise WorkshopNotFound(
+            f"No workshop at {name or settings.content_dir}: give a folder under "
+            f"{settings.content_dir} or a path to a folder with {META_FILE}."
+        )
+    return [load_workshop(folder) for folder in folders]
 
 
 def describe_problems(error: ContentError) -> str:

@@ -1,7 +1,10 @@
-# The LabDeck portal as an image, for compose.yaml. Online it starts from the official Debian image:
+# LabDeck's own images for compose.yaml: the portal (target `portal`, the default) and the
+# dedicated sandbox engine (target `engine`), both with LabDeck's code. Online they start from
+# the official Debian image:
 #   docker compose build
-# Offline (no registry) it starts from the debootstrap base that `./labdeck images build` makes:
-#   docker compose build --build-arg BASE=labdeck/debian-base:bookworm
+# Offline (no registry) from the debootstrap base that `labdeck images build` makes on the
+# engine compose builds with (LABDECK_BUILD_BASE in .env, see the README):
+#   LABDECK_BUILD_BASE=labdeck/debian-base:bookworm docker compose build
 # Behind a TLS-inspecting proxy, copy its CA (*.crt) into deploy/extra-ca/ first: npm and pip
 # reach their registries over HTTPS. The build context is what .dockerignore lets through.
 ARG BASE=debian:bookworm-slim
@@ -25,10 +28,10 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 COPY deploy/copy-vendor-files.sh deploy/
 RUN sh deploy/copy-vendor-files.sh
 
-# -- the portal ------------------------------------------------------------------------------
-FROM ${BASE}
+# -- Python and LabDeck's dependencies: what the portal and the engine share ------------------
+FROM ${BASE} AS runtime
 COPY deploy/extra-ca/ /usr/local/share/ca-certificates/
-# debootstrap: the portal builds the offline base image when the host's engine lacks it.
+# debootstrap: `labdeck images build` makes the offline base image with it.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates python3 python3-venv debootstrap tini \
@@ -43,10 +46,31 @@ RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes -r /opt/labdeck/requirements-runtime.lock \
     && python3 -c 'import site; open(site.getsitepackages()[0] + "/labdeck.pth", "w").write("/opt/labdeck\n")'
 WORKDIR /opt/labdeck
+ENTRYPOINT ["/usr/bin/tini", "--"]
+
+# -- the sandbox engine: a dockerd with user namespaces (app/sandboxes/docker/engine_service.py)
+FROM runtime AS engine
+# Building the portal builds this stage too (the classic builder builds every stage before its
+# target): the label lets a builder prune the copies left behind.
+LABEL io.labdeck.build-stage=engine
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        docker.io iptables iproute2 \
+    && rm -rf /var/lib/apt/lists/*
+# --userns-remap=default maps sandboxes' root to dockremap's first subordinate id; fixed here,
+# so the data root (kept in a volume, under <root>/100000.100000) is found again on every start.
+RUN useradd --system --no-create-home --shell /usr/sbin/nologin dockremap \
+    && echo dockremap:100000:65536 >/etc/subuid \
+    && echo dockremap:100000:65536 >/etc/subgid
+COPY . /opt/labdeck
+CMD ["python", "-m", "app", "engine", "run", "--bridge", "labdeck1", "--bridge-address", "10.215.0.1/24"]
+
+# -- the portal ------------------------------------------------------------------------------
+FROM runtime AS portal
 COPY --from=frontend /src/static/vendor /opt/labdeck/static/vendor
 COPY . /opt/labdeck
 ENV LABDECK_DATA_DIR=/data LABDECK_HOST=0.0.0.0
 VOLUME /data
-ENTRYPOINT ["/usr/bin/tini", "--"]
-# Builds the sandbox and workshop images through the host's engine when missing, then serves.
+# Builds the sandbox and workshop images when missing, then serves (compose.yaml's engine
+# builds them itself, and its portal only serves).
 CMD ["python", "-m", "app", "serve", "--build-images"]

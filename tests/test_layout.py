@@ -18,7 +18,7 @@ DOCKER_PACKAGE = "app.sandboxes.docker"
 # Protocol or app/sandboxes/backends.py.
 DOCKER_OUTSIDE_ITS_PACKAGE = {
     "app.bench.spawn",  # times docker-py's own create against the backend's (raw vs cold)
-    "app.bench.checks",  # real sandboxes: the exec floor under the Check button
+    "app.bench.capacity",  # reads Docker sandboxes' cgroups, shims and disk (docs/hosting.md)
     "app.bench.terminal",  # a portal child process on real sandboxes, removed afterwards
     "app.bench.class_rehearsal.portal",  # idem, and counts what its instance left behind
     "app.bench.class_rehearsal.floor",  # raw `docker exec`s: the floor the checks are held to

@@ -21,7 +21,7 @@ from app.bench.cli import emit, summarize
 from app.config import Settings
 from app.lessons.schema import Check, Lesson, Task, Workshop
 from app.ports import free_port
-from app.sandboxes.docker.lab import Lab, real_lab
+from app.sandboxes.lab import Lab, throwaway_lab
 
 TARGET_P50_ALONE_SECONDS = 0.25
 TARGET_P95_CROWD_SECONDS = 1.5
@@ -139,7 +139,7 @@ async def run_bench(
     settings: Settings, workshop: Workshop, rounds_alone: int, rounds_crowd: int
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    async with real_lab(settings, workshop) as lab:
+    async with throwaway_lab(settings, workshop) as lab:
         floor = await exec_floor(lab)
         alone = await measure(lab, 1, rounds_alone)
         crowd = await measure(lab, 20, rounds_crowd)

@@ -13,7 +13,7 @@ import typer
 bench_app = typer.Typer(
     help="Benchmarks that write JSON (medians, p95/p99, ratios).", no_args_is_help=True
 )
-BENCHMARKS = ("spawn", "terminal", "checks", "dashboard", "class_rehearsal")
+BENCHMARKS = ("spawn", "terminal", "checks", "dashboard", "class_rehearsal", "capacity")
 
 
 def register_all() -> None:

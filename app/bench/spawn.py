@@ -33,7 +33,7 @@ from app.config import Settings
 from app.sandboxes.base import SandboxSpec
 from app.sandboxes.docker.backend import DockerBackend
 from app.sandboxes.docker.exec import READY_PROBE
-from app.sandboxes.docker.lab import Lab, real_lab
+from app.sandboxes.lab import Lab, throwaway_lab
 from app.sandboxes.naming import sandbox_name
 
 TARGET_WARM_P95_SECONDS = 0.2
@@ -160,7 +160,7 @@ async def run_bench(settings: Settings, count: int, concurrency: int) -> dict[st
     from app.workshops import select_workshop
 
     load_before, calibration = os.getloadavg()[0], cpu_calibration_ms()
-    async with real_lab(settings, select_workshop(settings), {"io.labdeck.bench": "1"}) as lab:
+    async with throwaway_lab(settings, select_workshop(settings), {"io.labdeck.bench": "1"}) as lab:
         raw = await measure_raw(lab, count, concurrency)
         cold = await measure_cold(lab, count, concurrency)
         warm = await measure_warm(lab, count, concurrency)

@@ -1,6 +1,7 @@
 """Run a task's checks inside a sandbox: one process per check, never typed into the attendee's shell.
 
-Each check is its own ``bash -lc`` process as ``learner``, in a session of its own (so the
+Each check is its own ``bash -lc`` process as ``learner`` (or as the sandbox's root when the
+check says ``user: root``, as Killercoda runs its verify scripts), in a session of its own (so the
 terminal and its history stay clean), killed with whatever it started at the check's timeout.
 The ``Executor`` starts it: the sandbox's check agent (app/checks/agent.py), or a plain exec. Every check runs, in order, even after a failure: the
 attendee sees everything that is still missing at once.
@@ -83,7 +84,7 @@ async def run_check(backend: Executor, sandbox: str, check: Check, index: int) -
     started = time.perf_counter()
     try:
         result = await asyncio.wait_for(
-            backend.exec(sandbox, check.run, user="learner", timeout=check.timeout),
+            backend.exec(sandbox, check.run, user=check.user, timeout=check.timeout),
             timeout=check.timeout + BACKEND_GRACE_SECONDS,
         )
     except TimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, partial
@@ -17,19 +18,20 @@ from typing import Any, Literal, Protocol
 
 from app.checks import publish, store
 from app.checks.agent import AgentBackend, CheckAgents
-from app.checks.lesson_setup import LessonSetups
+from app.checks.lesson_setup import LessonSetups, SetupFailed
 from app.checks.runner import CheckResult, Progress, run_checks
 from app.checks.watch import Watches
 from app.db import Database
 from app.events import EventHub
 from app.instruments import CHECK_SECONDS
-from app.lessons.schema import Lesson, Task
+from app.lessons.schema import Lesson, Task, Workshop
 from app.models import TaskProgress, utcnow
 from app.progress import status_of
 from app.sandboxes.base import SandboxGone, SandboxUnavailable
 
 RunStatus = Literal["passed", "failed", "unavailable"]
 SANDBOX_RESTARTING = "Your sandbox is starting again; check again in a few seconds."
+TASK_REMOVED = "This task is no longer in the workshop; reload the page."
 READY_TIMEOUT_SECONDS = 20.0
 
 
@@ -95,12 +97,16 @@ class CheckService:
         *,
         ready_timeout: float = READY_TIMEOUT_SECONDS,
         workers: int = 0,
+        workshop: Callable[[], Workshop | None] | None = None,
     ) -> None:
+        """``workshop`` gives the workshop served now: a watch that outlives a reload checks
+        the task as it is now (or stops when it is gone)."""
         self.sandboxes = sandboxes
         self.events = events
         self.db = database
         self.ready_timeout = ready_timeout
-        self.setups = LessonSetups(database)
+        self._workshop = workshop
+        self.setups = LessonSetups(database, events)
         self.watches = Watches(self)
         self._inflight: dict[tuple[int, str], asyncio.Task[TaskRun]] = {}
         # A class clicking at once would otherwise share the cores among all its checks and
@@ -128,8 +134,9 @@ class CheckService:
         return run is not None and not run.done()
 
     async def prepare_lesson(self, attendee_id: int, lesson: Lesson) -> str:
-        """Run the lesson's setup once its sandbox is ready; "" when done, else the reason."""
-        if not lesson.setup:
+        """Run the lesson's setups once its sandbox is ready (a failed one again); "" when
+        done, else the reason. Raises ``SetupFailed`` when a setup fails."""
+        if not lesson.setup and not lesson.workshop_setup:
             return ""
         try:
             sandbox = await self.sandboxes.ready_sandbox(attendee_id, timeout=120)
@@ -147,12 +154,21 @@ class CheckService:
         """One quiet re-check for watch mode: stored only when it passes (a pass is what the
         attendee waits for; storing every tick would make the attempt count meaningless), and
         shown only when the outcome changed."""
+        found = self._current(lesson, task)
+        if found is None:  # an edit removed it: the watch ends, nothing is stored
+            return TaskRun(task.id, [], unavailable=TASK_REMOVED)
+        lesson, task = found
         run = await self._execute(attendee_id, lesson, task, progress=None)
         if run.passed:
             await self._finish(attendee_id, task, run, store_attempt=True, watching=False)
         elif run.outcome() != previous:
             await self._finish(attendee_id, task, run, store_attempt=False, watching=True)
         return run
+
+    def _current(self, lesson: Lesson, task: Task) -> tuple[Lesson, Task] | None:
+        """``task`` as the workshop served now has it; None when it is gone."""
+        workshop = self._workshop() if self._workshop else None
+        return workshop.task(task.id) if workshop else (lesson, task)
 
     async def close(self) -> None:
         await self.watches.close()
@@ -193,10 +209,12 @@ class CheckService:
         try:
             sandbox = await self.sandboxes.ready_sandbox(attendee_id, timeout=self.ready_timeout)
             backend = self.sandboxes.backend
-            await self.setups.ensure(backend, sandbox, attendee_id, lesson)
+            await self.setups.ensure(backend, sandbox, attendee_id, lesson, retry=False)
             async with self._turns:
                 checks = await run_checks(self.agents, sandbox, task.checks, remember)
             unavailable = ""
+        except SetupFailed as failed:  # checks on a half-prepared sandbox would mislead
+            checks, unavailable = finished, str(failed)
         except SandboxUnavailable as error:
             checks, unavailable = finished, str(error) or SANDBOX_RESTARTING
         except SandboxGone:

@@ -98,8 +98,14 @@ def results_of(attempt: Attempt) -> list[dict[str, object]]:
 
 def setup_done(session: Session, attendee_id: int, lesson: str, sandbox: str) -> bool:
     """True when ``lesson``'s setup script already ran, successfully, in this very sandbox."""
+    return setup_exit_code(session, attendee_id, lesson, sandbox) == 0
+
+
+def setup_exit_code(session: Session, attendee_id: int, lesson: str, sandbox: str) -> int | None:
+    """How ``lesson``'s setup ended in this very sandbox (-1: killed at its timeout); None when
+    it has not run there."""
     row = session.get(LessonSetup, (attendee_id, lesson))
-    return row is not None and row.sandbox == sandbox and row.exit_code == 0
+    return row.exit_code if row is not None and row.sandbox == sandbox else None
 
 
 def record_setup(

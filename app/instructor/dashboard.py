@@ -17,7 +17,7 @@ from typing import NamedTuple, cast
 from sqlmodel import Session
 
 from app.instructor import queries
-from app.instructor.queries import AttendeeFacts, ProgressFacts, SandboxFacts
+from app.instructor.queries import AttendeeFacts, ProgressFacts, SandboxFacts, SetupFailure
 from app.lessons.schema import Workshop
 from app.models import TaskProgress
 from app.progress import TaskStatus, status_of
@@ -76,6 +76,9 @@ class Row:
     hand_raised_at: datetime | None
     cells: tuple[Cell, ...]
     current_task: TaskColumn | None = None
+    # "setup of <lesson> failed (exit 1)" when a setup failed in the current sandbox
+    setup_failed: str | None = None
+    setup_output: str = ""
 
     @cached_property
     def passed(self) -> int:
@@ -184,14 +187,31 @@ def _current_task(
     return candidates[0] if candidates else None
 
 
+def _setup_failure(
+    lesson_titles: dict[str, str],
+    sandbox: SandboxFacts | None,
+    failures: Sequence[tuple[str, SetupFailure]],
+) -> tuple[str | None, str]:
+    """What the row says of a setup that failed in the attendee's current sandbox."""
+    current = [found for name, found in failures if sandbox and name == sandbox.container_name]
+    if not current:
+        return None, ""
+    failure = current[0]
+    what = lesson_titles.get(failure.lesson, "the workshop")
+    why = "timed out" if failure.exit_code < 0 else f"exit {failure.exit_code}"
+    return f"setup of {what} failed ({why})", failure.output
+
+
 def build_row(
     lesson_titles: dict[str, str],
     columns: Sequence[TaskColumn],
     attendee: AttendeeFacts,
     progress: Sequence[ProgressFacts],
     sandbox: SandboxFacts | None,
+    failures: Sequence[tuple[str, SetupFailure]] = (),
 ) -> Row:
     cells = _cells(columns, attendee.joined_at, progress)
+    setup_failed, setup_output = _setup_failure(lesson_titles, sandbox, failures)
     last_activity = attendee.last_seen_at
     if sandbox is not None:
         last_activity = max(last_activity, sandbox.last_activity_at)
@@ -206,6 +226,8 @@ def build_row(
         hand_raised_at=attendee.hand_raised_at,
         cells=cells,
         current_task=_current_task(columns, cells, attendee.current_lesson),
+        setup_failed=setup_failed,
+        setup_output=setup_output,
     )
 
 
@@ -241,9 +263,12 @@ def load_rows(
     columns = task_columns(workshop)
     progress = queries.progress(session, workshop.slug, attendee_ids)
     sandboxes = queries.sandboxes(session, workshop.slug, attendee_ids)
+    failures = queries.failed_setups(session, workshop.slug, attendee_ids)
     titles = {lesson.slug: lesson.title for lesson in workshop.lessons}
     return [
-        build_row(titles, columns, a, progress.get(a.id, []), sandboxes.get(a.id))
+        build_row(
+            titles, columns, a, progress.get(a.id, []), sandboxes.get(a.id), failures.get(a.id, [])
+        )
         for a in queries.attendees(session, workshop.slug, attendee_ids)
     ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -22,12 +22,16 @@ from app.lessons.schema import Workshop
 log = logging.getLogger("labdeck.instructor")
 DASHBOARD_QUEUE = 64
 RESYNC = json.dumps({"type": "resync"})
+CONTENT_EVENT = "content"  # the workshop was reloaded, or its problems changed
 
 
 class DashboardFeed:
     """Runs while at least one dashboard is open; rendering happens off the event loop."""
 
-    def __init__(self, events: EventHub, database: Database, workshop: Workshop | None) -> None:
+    def __init__(
+        self, events: EventHub, database: Database, workshop: Callable[[], Workshop | None]
+    ) -> None:
+        """``workshop`` gives the workshop served now; a reload makes every dashboard redraw."""
         self._events = events
         self._db = database
         self._workshop = workshop
@@ -47,8 +51,7 @@ class DashboardFeed:
         self._dashboards.add(queue)
         if self._pump is None or self._pump.done():
             self._subscribed = asyncio.Event()
-            assert self._workshop is not None, "a dashboard needs a workshop"
-            self._live = LiveDashboard(self._workshop)  # read afresh on the first event
+            self._live = self._new_live()  # read afresh on the first event
             self._pump = asyncio.create_task(self._run(self._subscribed))
         await self._subscribed.wait()
         try:
@@ -84,7 +87,17 @@ class DashboardFeed:
 
     def _render(self, event: Event, session: Session) -> str:
         assert self._live is not None
+        if event.get("type") == CONTENT_EVENT or self._live.workshop is not self._workshop():
+            # Reloaded (other columns, maybe fewer tasks), or its problems changed: rows are
+            # read again on the next event, and the dashboards fetch their whole grid now.
+            self._live = self._new_live()
+            return RESYNC
         return json.dumps(update_message(session, self._live, event), default=str)
+
+    def _new_live(self) -> LiveDashboard:
+        workshop = self._workshop()
+        assert workshop is not None, "a dashboard needs a workshop"
+        return LiveDashboard(workshop)
 
     def _fan_out(self, message: str) -> None:
         for queue in list(self._dashboards):
@@ -101,6 +114,11 @@ class DashboardFeed:
 async def _forward(websocket: WebSocket, updates: asyncio.Queue[str]) -> None:
     while True:
         await websocket.send_text(await updates.get())
+
+
+def announce_content(events: EventHub) -> None:
+    """The workshop was reloaded or its problems changed: every dashboard redraws."""
+    events.publish(INSTRUCTOR_TOPIC, {"type": CONTENT_EVENT})
 
 
 def announce_join(events: EventHub, attendee_id: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import String, func, select, type_coerce
 from sqlmodel import Session, col
 
-from app.models import Attendee, LessonLock, Sandbox, TaskProgress
+from app.models import Attendee, LessonLock, LessonSetup, Sandbox, TaskProgress
 
 
 class AttendeeFacts(NamedTuple):
@@ -43,6 +43,15 @@ class ProgressFacts(NamedTuple):
 class SandboxFacts(NamedTuple):
     state: str
     last_activity_at: datetime
+    container_name: str = ""
+
+
+class SetupFailure(NamedTuple):
+    """A setup (a lesson's slug, or "(workshop)") that failed in the attendee's sandbox."""
+
+    lesson: str
+    exit_code: int
+    output: str
 
 
 def _text(column: Any) -> Any:
@@ -122,14 +131,40 @@ def sandboxes(
 ) -> dict[int, SandboxFacts]:
     """Each attendee's newest sandbox row (as SandboxRecords.for_attendee picks it)."""
     query = select(
-        col(Sandbox.attendee_id), col(Sandbox.state), _text(Sandbox.last_activity_at)
+        col(Sandbox.attendee_id),
+        col(Sandbox.state),
+        _text(Sandbox.last_activity_at),
+        col(Sandbox.container_name),
     ).where(col(Sandbox.workshop) == workshop, col(Sandbox.attendee_id).is_not(None))
     if ids is not None:
         query = query.where(col(Sandbox.attendee_id).in_(ids))
     found: dict[int, SandboxFacts] = {}
-    for who, state, active in _rows(session, query.order_by(col(Sandbox.id))):
-        if who is not None:
-            found[who] = SandboxFacts(state, _time(active))  # a newer row overwrites an older one
+    for who, state, active, name in _rows(session, query.order_by(col(Sandbox.id))):
+        if who is not None:  # a newer row overwrites an older one
+            found[who] = SandboxFacts(state, _time(active), name)
+    return found
+
+
+def failed_setups(
+    session: Session, workshop: str, ids: Sequence[int] | None
+) -> dict[int, list[tuple[str, SetupFailure]]]:
+    """Per attendee: (sandbox, failure) of every setup whose last run failed."""
+    query = (
+        select(
+            col(LessonSetup.attendee_id),
+            col(LessonSetup.sandbox),
+            col(LessonSetup.lesson),
+            col(LessonSetup.exit_code),
+            col(LessonSetup.output),
+        )
+        .join(Attendee, col(Attendee.id) == col(LessonSetup.attendee_id))
+        .where(col(Attendee.workshop) == workshop, col(LessonSetup.exit_code) != 0)
+    )
+    if ids is not None:
+        query = query.where(col(LessonSetup.attendee_id).in_(ids))
+    found: dict[int, list[tuple[str, SetupFailure]]] = defaultdict(list)
+    for who, sandbox, lesson, exit_code, output in _rows(session, query):
+        found[who].append((sandbox, SetupFailure(lesson, exit_code, output)))
     return found
 
 

@@ -1,35 +1,56 @@
-"""Import a Killercoda (or Katacoda) scenario folder as a LabDeck workshop.
+"""Import a Killercoda (or Katacoda) scenario folder as a LabDeck workshop (issue 15).
 
-index.json's intro, steps and finish become lessons 01-intro.md, 02-<step>.md, ... NN-finish.md;
-background/foreground scripts become the lesson's `setup`; a step's verify script becomes one task
-with one check that runs the script's body. Files in assets/ are copied to the workshop's
-assets/ (LabDeck does not copy them into sandboxes: use `setup` for that).
+index.json's intro, steps and finish become lessons 01-intro.md, 02-<step>.md, ... NN-finish.md,
+their Markdown rewritten by killercoda_markdown.py. Killercoda runs its scripts as root, so:
 
-Killercoda's markers become ours:
+* the intro's background and foreground scripts, and the ``host01`` assets copied to their
+  targets, become the workshop's setup (workshop.yaml), run as the sandbox's root before any
+  lesson, as Killercoda runs them at the scenario's start;
+* a step's background and foreground scripts become its lesson's ``setup``, as root;
+* a step's verify script becomes one task, titled and explained from the step, whose check runs
+  the script as root, and whose solution is what the step's exec markers run (after those of
+  the steps before, for `content verify` on a fresh sandbox).
 
-* a fence closed by ```{{exec}} -> ```bash run, {{exec interrupt}} -> ```bash run interrupt,
-  {{copy}} -> a plain fence (Copy button only);
-* inline `cmd`{{exec}}: alone on its line it becomes a runnable block; inside a sentence it
-  becomes inline code (a button in the middle of a sentence would break the paragraph).
-
-Killercoda runs scripts as root; LabDeck runs setup and checks as `learner` (who may use sudo).
+The images the scenario pulls are listed under ``images:`` (with their recipe when the workshop
+registry can carry them offline). Everything not carried over goes into the report, one line
+each. The destination is checked before anything is written, and the workshop is written to a
+hidden folder beside it that is renamed into place at the end: a failed import leaves nothing.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
+import tempfile
 import unicodedata
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from app.lessons.killercoda_markdown import convert_markers, fence_for, yaml_text
+from app.lessons.killercoda_assets import setup_files
+from app.lessons.killercoda_images import images_used
+from app.lessons.killercoda_markdown import Command, ConvertedPage, convert_page, yaml_text
+from app.lessons.killercoda_report import ImportReport, report_settings
+from app.lessons.killercoda_tasks import ROOT, script_body, task_block, warn_about_root
+from app.lessons.schema import ASSETS_DIR, is_slug
+
+WORKSHOP_SETUP_TIMEOUT = 300  # Killercoda's background scripts install things: give them time
+# Foreground scripts `clear` Killercoda's terminal; a setup has none (no TERM: clear fails).
+CLEAR_SHIM = "clear() { :; }  # no terminal to clear here\n"
+_TEXT_SUFFIXES = {"", ".sh", ".yaml", ".yml", ".json", ".txt", ".conf", ".py", ".go", ".js"}
 
 
 class KillercodaImportError(Exception):
     """The scenario cannot be imported; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: Path
+    report: ImportReport
 
 
 @dataclass(frozen=True)
@@ -39,33 +60,63 @@ class _Page:
     title: str
     details: dict[str, Any]
     minutes: int
+    where: str  # "intro", "step 2 'Build it'": how the report names it
+    slug: str | None = None  # fixed (intro, finish), else from the title
 
 
-def import_killercoda(src_dir: Path, dest_dir: Path) -> Path:
-    """Write the scenario in `src_dir` as a new workshop folder `dest_dir`; returns `dest_dir`."""
+@dataclass
+class _Workshop:
+    """The workshop being built, in memory until it is written."""
+
+    files: dict[str, bytes] = field(default_factory=dict)  # path in the workshop -> content
+    texts: list[str] = field(default_factory=list)  # where images are looked for
+    commands_before: list[tuple[str, list[Command]]] = field(default_factory=list)
+
+
+def import_killercoda(
+    src_dir: Path, dest_dir: Path, image_recipes: Mapping[str, str] | None = None
+) -> ImportResult:
+    """Write the scenario in ``src_dir`` as a new workshop folder ``dest_dir``. ``image_recipes``:
+    the images the workshop registry carries offline (name -> recipe), as the backend says."""
+    _check_destination(dest_dir)
     index = _read_index(src_dir)
-    if dest_dir.exists() and any(dest_dir.iterdir()):
-        raise KillercodaImportError(
-            f"{dest_dir} already exists and is not empty; pick a new folder"
-        )
+    report = ImportReport()
+    report_settings(index, report)
+    built = _Workshop()
     details = index.get("details") or {}
-    pages = _pages(details)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    title = str(index.get("title") or src_dir.name)
-    meta = {"title": title, "description": str(index.get("description") or title), "images": []}
-    (dest_dir / "workshop.yaml").write_text(yaml_text(meta), encoding="utf-8")
-    used_slugs: set[str] = set()
-    for number, (page, fixed_slug) in enumerate(pages, start=1):
-        slug = _unique(fixed_slug or slugify(page.title) or f"step-{number}", used_slugs)
-        lesson = _lesson_text(src_dir, page, slug)
-        (dest_dir / f"{number:02d}-{slug}.md").write_text(lesson, encoding="utf-8")
-    _copy_assets(src_dir, dest_dir)
-    return dest_dir
+    lessons = _lessons(src_dir, details, built, report)
+    setup = _workshop_setup(src_dir, details, built, report)
+    meta: dict[str, Any] = {
+        "title": str(index.get("title") or src_dir.name),
+        "description": str(index.get("description") or index.get("title") or src_dir.name),
+        "images": _images(built, image_recipes or {}, report),
+    }
+    if setup:
+        meta["setup"] = setup
+    built.files["workshop.yaml"] = yaml_text(meta).encode()
+    for name, text in lessons.items():
+        built.files[name] = text.encode()
+    _write_atomically(dest_dir, built.files)
+    return ImportResult(dest_dir, report)
 
 
 def slugify(title: str) -> str:
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+
+
+def _check_destination(dest_dir: Path) -> None:
+    """Refuse a destination before anything is written."""
+    if not is_slug(dest_dir.name):
+        suggestion = slugify(dest_dir.name) or "my-lab"
+        raise KillercodaImportError(
+            f"'{dest_dir.name}' cannot be a workshop folder: its name is the workshop's address, "
+            f"so use lowercase letters, digits and dashes, e.g. {dest_dir.parent / suggestion}"
+        )
+    if dest_dir.exists() and (not dest_dir.is_dir() or any(dest_dir.iterdir())):
+        raise KillercodaImportError(
+            f"{dest_dir} already exists and is not empty; pick a new folder"
+        )
 
 
 def _read_index(src_dir: Path) -> dict[str, Any]:
@@ -76,23 +127,37 @@ def _read_index(src_dir: Path) -> dict[str, Any]:
         index = json.loads(index_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise KillercodaImportError(f"{index_file} is not valid JSON: {error}") from None
-    if not isinstance(index, dict):
-        raise KillercodaImportError(f"{index_file} must hold a JSON object")
+    if not isinstance(index, dict) or not isinstance(index.get("details") or {}, dict):
+        raise KillercodaImportError(f"{index_file} must hold a JSON object with `details`")
     return index
 
 
-def _pages(details: dict[str, Any]) -> list[tuple[_Page, str | None]]:
-    """Intro, steps and finish in order, each with its fixed slug (None: from the title)."""
-    pages: list[tuple[_Page, str | None]] = []
-    if details.get("intro"):
-        pages.append((_Page("Introduction", details["intro"], 5), "intro"))
+def _pages(details: dict[str, Any]) -> list[_Page]:
+    """Intro, steps and finish in order."""
+    pages: list[_Page] = []
+    if isinstance(details.get("intro"), dict):
+        pages.append(_Page("Introduction", details["intro"], 5, "intro", "intro"))
     for number, step in enumerate(details.get("steps") or [], start=1):
-        pages.append((_Page(str(step.get("title") or f"Step {number}"), step, 10), None))
-    if details.get("finish"):
-        pages.append((_Page("Finish", details["finish"], 5), "finish"))
+        if isinstance(step, dict):
+            title = str(step.get("title") or f"Step {number}")
+            pages.append(_Page(title, step, 10, f"step {number} '{title}'"))
+    if isinstance(details.get("finish"), dict):
+        pages.append(_Page("Finish", details["finish"], 5, "finish", "finish"))
     if len(pages) > 99:
         raise KillercodaImportError("a workshop holds at most 99 lessons; split the scenario")
     return pages
+
+
+def _lessons(
+    src_dir: Path, details: dict[str, Any], built: _Workshop, report: ImportReport
+) -> dict[str, str]:
+    """File name -> text of every lesson."""
+    lessons: dict[str, str] = {}
+    used_slugs: set[str] = set()
+    for number, page in enumerate(_pages(details), start=1):
+        slug = _unique(page.slug or slugify(page.title) or f"step-{number}", used_slugs)
+        lessons[f"{number:02d}-{slug}.md"] = _lesson_text(src_dir, page, slug, built, report)
+    return lessons
 
 
 def _unique(slug: str, used: set[str]) -> str:
@@ -110,59 +175,125 @@ def _read_script(src_dir: Path, name: object) -> str | None:
     file = (src_dir / name).resolve()
     if not file.is_relative_to(src_dir.resolve()) or not file.is_file():
         return None
-    return file.read_text(encoding="utf-8")
+    return file.read_text(encoding="utf-8", errors="replace")
 
 
-def _script_body(script: str) -> str:
-    """The script without its #! line: LabDeck runs it with bash -lc anyway."""
-    lines = script.strip().splitlines()
-    if lines and lines[0].startswith("#!"):
-        lines = lines[1:]
-    return "\n".join(lines).strip() + "\n"
-
-
-def _setup(src_dir: Path, page: _Page) -> str | None:
+def _scripts(src_dir: Path, page: _Page) -> str | None:
+    """The page's background then foreground script (Katacoda: courseData, code), as one."""
     scripts = []
-    for role in ("background", "foreground"):
-        script = _read_script(src_dir, page.details.get(role))
+    for role, katacoda in (("background", "courseData"), ("foreground", "code")):
+        script = _read_script(src_dir, page.details.get(role) or page.details.get(katacoda))
         if script and script.strip():
-            heading = f"# Killercoda {role} script (ran as root there)"
-            scripts.append(f"{heading}\n{_script_body(script)}")
-    return "\n".join(scripts) or None
+            heading = f"# Killercoda {role} script (runs as root, as there)"
+            scripts.append(f"{heading}\n{script_body(script)}")
+    joined = "\n".join(scripts)
+    if re.search(r"(^|[;&|\s])clear\b", joined):
+        joined = CLEAR_SHIM + joined
+    return joined or None
 
 
-def _lesson_text(src_dir: Path, page: _Page, slug: str) -> str:
+def _lesson_text(
+    src_dir: Path, page: _Page, slug: str, built: _Workshop, report: ImportReport
+) -> str:
     front: dict[str, Any] = {"title": page.title, "minutes": page.minutes}
-    if setup := _setup(src_dir, page):
-        front["setup"] = setup
-    body = convert_markers(_read_script(src_dir, page.details.get("text")) or "")
-    parts = [f"---\n{yaml_text(front)}---\n", body.strip() + "\n"]
+    scripts = _scripts(src_dir, page)
+    if scripts and page.slug != "intro":  # the intro's scripts are the workshop's setup
+        front |= {"setup": scripts, "setup_user": ROOT}
+        built.texts.append(scripts)
+    text_file = page.details.get("text")
+    source = _read_script(src_dir, text_file) or ""
+    built.texts.append(source)
+    page_dir = posixpath.dirname(text_file) if isinstance(text_file, str) else ""
+    converted = convert_page(source, page_dir)
+    _take_images(src_dir, converted, built, page, report)
+    for note in converted.notes:
+        report.add(f"{page.where}: {note}")
+    warn_about_root(page.where, converted.commands, report)
+    parts = [f"---\n{yaml_text(front)}---\n", converted.text.strip() + "\n"]
     verify = _read_script(src_dir, page.details.get("verify"))
-    if verify and _script_body(verify).strip():
-        parts.append(_task_block(slug, page.title, verify))
+    if verify and script_body(verify).strip():
+        before = built.commands_before
+        parts.append(task_block(slug, page.title, page.where, converted, verify, before, report))
+    if converted.commands:
+        built.commands_before.append((page.title, converted.commands))
     return "\n".join(parts)
 
 
-def _task_block(slug: str, title: str, verify: str) -> str:
-    task = {
-        "id": slug,
-        "title": title,
-        "instructions": "Do what this step asks, then press **Check**.",
-        "checks": [
-            {
-                "name": f"{title}: done",
-                # The checker runs `bash -lc <run>`, so the script body runs as it is.
-                "run": _script_body(verify),
-                "message": "Not done yet: re-read this step, run its commands, then check again.",
-            }
-        ],
-    }
-    content = yaml_text(task)
-    fence = fence_for(content)
-    return f"{fence}task\n{content}{fence}\n"
+def _take_images(
+    src_dir: Path, converted: ConvertedPage, built: _Workshop, page: _Page, report: ImportReport
+) -> None:
+    """Copy the images stored beside the page into the workshop's assets/."""
+    for source, target in converted.images.items():
+        file = (src_dir / source).resolve()
+        if not file.is_relative_to(src_dir.resolve()) or not file.is_file():
+            report.add(f"{page.where}: image {source} not found in the scenario")
+        elif target not in built.files:
+            built.files[target] = file.read_bytes()
 
 
-def _copy_assets(src_dir: Path, dest_dir: Path) -> None:
-    assets = src_dir / "assets"
-    if assets.is_dir():
-        shutil.copytree(assets, dest_dir / "assets", dirs_exist_ok=True)
+def _workshop_setup(
+    src_dir: Path, details: dict[str, Any], built: _Workshop, report: ImportReport
+) -> dict[str, Any] | None:
+    """The assets folder copied into the workshop; host01's assets and the intro's scripts as
+    the workshop's setup, as root."""
+    assets = src_dir / ASSETS_DIR
+    found = sorted(
+        file.relative_to(assets).as_posix() for file in assets.rglob("*") if file.is_file()
+    ) if assets.is_dir() else []  # fmt: skip
+    for name in found:
+        content = (assets / name).read_bytes()
+        built.files.setdefault(f"{ASSETS_DIR}/{name}", content)
+        if PurePosixPath(name).suffix in _TEXT_SUFFIXES or "dockerfile" in name.lower():
+            built.texts.append(content.decode("utf-8", errors="replace"))
+    files = setup_files(details.get("assets") or {}, found, report)
+    intro = details.get("intro") if isinstance(details.get("intro"), dict) else {}
+    run = _scripts(src_dir, _Page("Introduction", intro or {}, 5, "intro"))
+    if run:
+        built.texts.append(run)
+    if not files and not run:
+        return None
+    setup: dict[str, Any] = {"files": files} if files else {}
+    if run:
+        setup["run"] = run
+    return setup | {"user": ROOT, "timeout": WORKSHOP_SETUP_TIMEOUT}
+
+
+def _images(
+    built: _Workshop, recipes: Mapping[str, str], report: ImportReport
+) -> list[dict[str, str]]:
+    listed = []
+    for image in images_used(built.texts):
+        if recipe := recipes.get(image):
+            listed.append({"name": image, "recipe": recipe})
+            continue
+        listed.append({"name": image})
+        report.add(
+            f"image {image}: LabDeck has no recipe for it, so the workshop registry cannot "
+            "carry it offline; sandboxes pull it from Docker Hub (set "
+            "LABDECK_REGISTRY_PROXY_REMOTEURL to cache it)"
+        )
+    return listed
+
+
+def _write_atomically(dest_dir: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into a hidden folder beside ``dest_dir``, then rename it into place; on
+    any failure, remove what was made (the folders above ``dest_dir`` too)."""
+    created = [
+        parent for parent in [dest_dir.parent, *dest_dir.parent.parents] if not parent.exists()
+    ]
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.importing-", dir=dest_dir.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the workshop from a portal's user
+        for name, content in sorted(files.items()):
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        if dest_dir.exists():
+            dest_dir.rmdir()  # empty: _check_destination made sure
+        staging.rename(dest_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # innermost first
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

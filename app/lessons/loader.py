@@ -22,7 +22,14 @@ from app.lessons.schema import (
 )
 from app.lessons.yamlblock import YamlBlock, validate_block
 
-__all__ = ["ContentError", "ContentProblem", "find_workshops", "load_workshop", "read_workshop"]
+__all__ = [
+    "ContentError",
+    "ContentProblem",
+    "find_workshops",
+    "is_workshop",
+    "load_workshop",
+    "read_workshop",
+]
 
 LESSON_FILE_NAME = re.compile(r"^(?P<number>\d\d)-(?P<slug>[a-z0-9-]+)\.md$")
 META_FILE = "workshop.yaml"
@@ -57,6 +64,13 @@ def find_workshops(content_dir: Path) -> list[Path]:
     )
 
 
+def is_workshop(path: Path) -> bool:
+    """A workshop folder, as opposed to a folder of workshops: it has workshop.yaml or lessons."""
+    if (path / META_FILE).is_file():
+        return True
+    return path.is_dir() and any(LESSON_FILE_NAME.match(file.name) for file in path.glob("*.md"))
+
+
 def read_workshop(path: Path) -> LoadResult:
     """Read what can be read, collecting all problems instead of stopping at the first."""
     result = LoadResult(path=path)
@@ -72,6 +86,8 @@ def read_workshop(path: Path) -> LoadResult:
     for number, slug, file in lesson_files:
         lesson = _read_lesson(file, number, slug, result.problems)
         if lesson is not None:
+            # Checks and setups get a lesson, so it carries what must run before it.
+            lesson.workshop_setup = result.meta.setup if result.meta else None
             result.lessons.append(lesson)
     result.problems.extend(_duplicate_task_ids(result.lessons))
     return result
@@ -161,6 +177,7 @@ def _read_lesson(
         title=meta.title,
         minutes=meta.minutes,
         setup=meta.setup,
+        setup_user=meta.setup_user,
         path=file,
         body=body,
         tasks=tasks,

@@ -1,8 +1,10 @@
 """The one Markdown parser for lessons: CommonMark + tables, and LabDeck's extensions as plugins.
 
 Extensions: `::: note|tip|warning [title]` admonitions, heading anchors, `<lang> run [interrupt]`
-code fences with Run and Copy buttons, Pygments highlighting, links between lesson files,
-`preview:PORT` links to the attendee's port preview, and raw HTML cleaned by nh3 (sanitize.py).
+code fences with Run and Copy buttons, Pygments highlighting (`yaml{2,5-6}` marks lines 2, 5
+and 6), links between lesson files, `preview:PORT` links to the attendee's port preview, images
+and links into the workshop's `assets/` folder (assets.py), and raw HTML cleaned by nh3
+(sanitize.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from app.lessons.assets import asset_url
 from app.lessons.sanitize import sanitize_plugin
 
 ADMONITION_KINDS = ("note", "tip", "warning")
@@ -34,22 +37,46 @@ HIGHLIGHT_CLASS = "highlight"
 LESSON_FILE_LINK = re.compile(r"^(?P<number>\d\d)-(?P<slug>[a-z0-9-]+)\.md(?P<anchor>#.*)?$")
 # `[open the site](preview:8080)` or `(preview:8080/admin)`: the attendee's port preview.
 PREVIEW_LINK = re.compile(r"^preview:(?P<port>[1-9][0-9]{0,4})(?P<rest>[/?#].*)?$")
+# `yaml{2,5-6}` or `yaml {2,5-6}`: the language, then the lines to mark (Killercoda, VitePress).
+_FENCE_OPTIONS = re.compile(r"^(?P<lang>[^{\s]*)(?:\{(?P<options>[^}]*)\})?$")
+_LINE_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+MAX_MARKED_LINE = 10_000
 
 
 @dataclass(frozen=True)
 class FenceInfo:
-    """What a code fence's info string asks for: `bash run interrupt` -> bash, runnable, Ctrl-C."""
+    """What a code fence's info string asks for: `bash run interrupt` -> bash, runnable, Ctrl-C;
+    `yaml{2,5}` -> yaml with lines 2 and 5 marked."""
 
     lang: str
     runnable: bool
     interrupt: bool
+    marked_lines: tuple[int, ...] = ()
 
     @classmethod
     def parse(cls, info: str) -> FenceInfo:
         words = info.split()
-        lang = words[0] if words else ""
+        if len(words) > 1 and words[1].startswith("{"):  # `yaml {2,5}`: one word, as `yaml{2,5}`
+            words[:2] = [words[0] + words[1]]
+        lang, marked = _language_and_lines(words[0] if words else "")
         runnable = len(words) > 1 and words[1] == "run"
-        return cls(lang=lang, runnable=runnable, interrupt=runnable and "interrupt" in words[2:])
+        interrupt = runnable and "interrupt" in words[2:]
+        return cls(lang=lang, runnable=runnable, interrupt=interrupt, marked_lines=marked)
+
+
+def _language_and_lines(word: str) -> tuple[str, tuple[int, ...]]:
+    """`yaml{2,5-6}` -> ("yaml", (2, 5, 6)); options that are not line numbers are dropped,
+    never kept in the language (it becomes a class name)."""
+    match = _FENCE_OPTIONS.match(word)
+    if match is None:
+        return re.split(r"[{\s]", word, maxsplit=1)[0], ()
+    lines: set[int] = set()
+    for part in (match["options"] or "").split(","):
+        if found := _LINE_RANGE.match(part):
+            first = int(found[1])
+            last = min(int(found[2] or first), first + MAX_MARKED_LINE)
+            lines.update(range(first, last + 1))
+    return match["lang"], tuple(sorted(line for line in lines if 0 < line <= MAX_MARKED_LINE))
 
 
 @cache
@@ -95,7 +122,8 @@ def _render_fence(
 ) -> str:
     token = tokens[idx]
     fence = FenceInfo.parse(token.info)
-    code = highlight(token.content, _lexer(fence.lang), HtmlFormatter(nowrap=True))
+    formatter = HtmlFormatter(nowrap=True, hl_lines=list(fence.marked_lines))
+    code = highlight(token.content, _lexer(fence.lang), formatter)
     lang_class = f' class="language-{escape(fence.lang)}"' if fence.lang else ""
     pre = f'<pre class="{HIGHLIGHT_CLASS}"><code{lang_class}>{code}</code></pre>'
     copy_button = '<button type="button" class="copy">Copy</button>'
@@ -112,14 +140,21 @@ def _render_fence(
 
 
 def _rewrite_links(state: StateCore) -> None:
-    """Serve links to lesson files at their URL; open other sites in a new tab."""
+    """Serve links to lesson files and assets at their URL; open other sites in a new tab."""
     for token in state.tokens:
         for child in token.children or []:
+            if child.type == "image":
+                src = str(child.attrGet("src") or "")
+                child.meta["source_href"] = src
+                child.attrSet("src", asset_url(src) or src)
             if child.type != "link_open":
                 continue
             href = str(child.attrGet("href") or "")
             child.meta["source_href"] = href
-            if match := LESSON_FILE_LINK.match(href):
+            if url := asset_url(href):
+                child.attrSet("href", url)
+                child.attrSet("target", "_blank")  # a file opened here would lose the terminal
+            elif match := LESSON_FILE_LINK.match(href):
                 child.attrSet("href", f"/lessons/{match['slug']}{match['anchor'] or ''}")
             elif match := PREVIEW_LINK.match(href):
                 rest = match["rest"] or "/"

@@ -52,16 +52,15 @@ class QuestionSegment:
 Segment = HtmlSegment | TaskSegment | QuestionSegment
 
 _CACHE_SIZE = 256
-_cache: dict[tuple[Path, int], list[Segment]] = {}
+_cache: dict[tuple[Path, str], list[Segment]] = {}
 _cache_lock = threading.Lock()  # sync routes render from FastAPI's thread pool
 
 
 def render_lesson(lesson: Lesson) -> list[Segment]:
-    """The lesson body as segments; cached per (file, modification time)."""
-    try:
-        key = (lesson.path, lesson.path.stat().st_mtime_ns)
-    except OSError:
-        return _segments(lesson)
+    """The lesson body as segments; cached per file and text. The text, not the file's
+    modification time: a file edited since it was loaded (an author's save, before the reload
+    or one that failed) must not file the served text's render under the new time."""
+    key = (lesson.path, lesson.body)
     with _cache_lock:
         if key in _cache:
             return _cache[key]

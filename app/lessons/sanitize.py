@@ -20,9 +20,20 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from app.lessons.assets import asset_url
+
 _ALLOWED_ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
 _ALLOWED_ATTRIBUTES["*"] = {"class", "title", "lang"}
-_CLEANER = nh3.Cleaner(attributes=_ALLOWED_ATTRIBUTES)
+
+
+def _point_at_assets(element: str, attribute: str, value: str) -> str:
+    """`<img src="assets/x.png">` in a lesson loads from the workshop's assets (assets.py)."""
+    if attribute in ("src", "href"):
+        return asset_url(value) or value
+    return value
+
+
+_CLEANER = nh3.Cleaner(attributes=_ALLOWED_ATTRIBUTES, attribute_filter=_point_at_assets)
 
 # Tokens that split a lesson into segments; a raw HTML run must never swallow one.
 SEGMENT_FENCES = frozenset({"task", "question"})

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
 
 SLUG_PATTERN = r"^[a-z0-9-]+$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1)]
+# Who runs a check or a setup script inside the sandbox: the attendee, or the sandbox's own root
+# (Killercoda runs verify and setup scripts as root; issue 15). Never anyone on the host.
+SandboxUser = Literal["learner", "root"]
+ASSETS_DIR = "assets"  # the only folder of a workshop the portal serves to the page
 
 
 def is_slug(value: str) -> bool:
@@ -41,6 +45,7 @@ class Check(_Strict):
     message: Text
     timeout: int = Field(default=15, ge=1, le=300)
     expect: str | None = None
+    user: SandboxUser = "learner"
 
     @field_validator("run")
     @classmethod
@@ -77,7 +82,9 @@ class Question(_Sourced):
 class ImageRef(_Strict):
     name: Text
     # The recipe is a folder name under app/sandboxes/docker/images/recipes/, so keep it path-safe.
-    recipe: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    # None: no recipe builds it, so the workshop registry cannot carry it offline (online, a
+    # pull-through registry fetches it); listed so that authors and `images ls` see it is used.
+    recipe: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")] | None = None
 
 
 class SandboxResources(_Strict):
@@ -86,18 +93,56 @@ class SandboxResources(_Strict):
     pids: int | None = Field(default=None, gt=0)
 
 
+class SetupFile(_Strict):
+    """A file of the workshop's ``assets/`` folder, copied into each sandbox at ``target``."""
+
+    source: Text  # relative to the workshop folder, inside assets/
+    target: Text  # an absolute path in the sandbox
+    mode: (
+        Annotated[str, StringConstraints(pattern=r"^([0-7]{3,4}|[ugoa]*[-+=][rwxXst]+)$")] | None
+    ) = None  # a chmod mode: "0755", "+x"
+
+    @field_validator("source")
+    @classmethod
+    def _source_in_assets(cls, source: str) -> str:
+        parts = PurePosixPath(source).parts
+        if PurePosixPath(source).is_absolute() or ".." in parts or parts[:1] != (ASSETS_DIR,):
+            raise ValueError(f"source must be a path inside the workshop's {ASSETS_DIR}/ folder")
+        return source
+
+    @field_validator("target")
+    @classmethod
+    def _target_is_absolute(cls, target: str) -> str:
+        if not target.startswith("/") or target.endswith("/"):
+            raise ValueError(
+                "target must be an absolute file path in the sandbox, e.g. /root/app.py"
+            )
+        return target
+
+
+class WorkshopSetup(_Strict):
+    """Runs once per sandbox before any lesson's setup: files first, then ``run``."""
+
+    files: list[SetupFile] = []
+    run: str | None = None
+    user: SandboxUser = "learner"
+    timeout: int = Field(default=120, ge=1, le=900)
+
+
 class WorkshopMeta(_Strict):
     title: Text
     description: Text
     join_code: str | None = None
     images: list[ImageRef] = []
     sandbox: SandboxResources = SandboxResources()
+    setup: WorkshopSetup | None = None
 
 
 class LessonFrontMatter(_Strict):
     title: Text
     minutes: int = Field(ge=1)
     setup: str | None = None
+    setup_user: SandboxUser = "learner"
 
 
 class Lesson(_Strict):
@@ -106,6 +151,9 @@ class Lesson(_Strict):
     title: Text
     minutes: int = Field(ge=1)
     setup: str | None = None
+    setup_user: SandboxUser = "learner"
+    # The workshop's setup (workshop.yaml), which must have run before this lesson's.
+    workshop_setup: WorkshopSetup | None = None
     path: Path
     body: str
     tasks: list[Task] = []

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
 from app.checks import store
+from app.checks.lesson_setup import SetupFailed
 from app.checks.service import CheckService, TaskRun
 from app.db import Database
 from app.deps import AttendeeDep, ChecksDep, DatabaseDep, SessionDep, WorkshopDep
@@ -109,8 +110,11 @@ async def prepare_lesson(
     if lesson is None:
         raise HTTPException(404, "There is no lesson by that name.")
     await refuse_if_locked(workshop, database, lesson)
-    problem = await checks.prepare_lesson(_id(attendee), lesson)
-    return {"lesson": lesson.slug, "ready": not problem, "message": problem}
+    try:
+        problem = await checks.prepare_lesson(_id(attendee), lesson)
+    except SetupFailed as failed:
+        return {"lesson": lesson.slug, "ready": False, "failed": True, "message": str(failed)}
+    return {"lesson": lesson.slug, "ready": not problem, "failed": False, "message": problem}
 
 
 async def _card(

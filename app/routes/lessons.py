@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app import attendees
 from app.checks import store
 from app.deps import AttendeeDep, EventsDep, SandboxesDep, SessionDep, WorkshopDep
 from app.instructor import live, locks
 from app.instructor.sandbox_health import current_health
+from app.lessons.assets import ASSET_HEADERS, asset_file, media_type
 from app.lessons.render import pygments_css, render_lesson
 from app.progress import task_statuses
 from app.sandboxes.service import SandboxView
@@ -121,3 +122,12 @@ async def highlight_css() -> Response:
     return Response(
         pygments_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"}
     )
+
+
+@router.get("/workshop/assets/{path:path}")
+def workshop_asset(path: str, workshop: WorkshopDep, attendee: AttendeeDep) -> FileResponse:
+    """A file of the workshop's assets/ folder (images in lessons); nothing outside it."""
+    file = asset_file(workshop.path, path)
+    if file is None:
+        raise HTTPException(404, "There is no such file in this workshop.")
+    return FileResponse(file, media_type=media_type(file), headers=ASSET_HEADERS)

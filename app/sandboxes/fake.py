@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -254,7 +254,7 @@ class FakeBackend:
             raise SandboxGone(f"Sandbox {name} does not run.")
 
 
-async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
+async def connect(settings: Settings, workshop: Callable[[], Workshop | None]) -> Connection:
     """The ``fake`` backend by name (``LABDECK_SANDBOX_BACKEND=fake``): sandboxes that are
     ready at once and answer every command with success. No engine, no isolation: demos only."""
     return Connection(backend=FakeBackend())
@@ -262,6 +262,18 @@ async def connect(settings: Settings, workshop: Workshop | None) -> Connection:
 
 async def connect_for_maintenance(settings: Settings) -> Connection:
     return Connection(backend=FakeBackend())
+
+
+async def connect_throwaway(
+    settings: Settings, workshop: Workshop, labels: Mapping[str, str]
+) -> Connection:
+    """A FakeBackend of its own: nothing to set up, nothing outlives it."""
+    return Connection(backend=FakeBackend())
+
+
+def image_recipes() -> dict[str, str]:
+    """Fake sandboxes pull nothing: no image is carried offline."""
+    return {}
 
 
 def doctor_checks(settings: Settings) -> list[Callable[[], Finding]]:

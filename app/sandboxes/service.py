@@ -370,6 +370,11 @@ class SandboxService:
             await callback()
         self._connected.clear()
 
+    def use_limits(self, limits: Limits) -> None:
+        """Sandboxes made from now on get ``limits`` (a reloaded workshop's ``sandbox:`` block);
+        those that exist keep theirs."""
+        self.config = replace(self.config, limits=limits)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _new_spec(self, attendee_id: int | None = None) -> SandboxSpec:
@@ -475,11 +480,12 @@ async def _wait(event: asyncio.Event, deadline: float) -> bool:
 async def running_sandboxes(
     service: SandboxService,
     settings: Settings,
-    workshop: Workshop | None,
+    workshop: Callable[[], Workshop | None],
     backend: SandboxBackend | None = None,
 ) -> AsyncIterator[SandboxService]:
     """Start ``service`` on ``backend`` (tests inject a FakeBackend) or, without one, connect the
-    backend named in the settings in the background: the portal serves while the engine is down."""
+    backend named in the settings in the background: the portal serves while the engine is down.
+    ``workshop`` gives the workshop served at the time of asking (it may be reloaded)."""
     if backend is not None:
         await service.start(backend)
     else:

@@ -51,7 +51,17 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "X-CSRF-Token": token ? token.content : "" },
-    }).catch(() => { /* the first Check runs the setup too */ });
+    }).then((response) => (response.ok ? response.json() : null))
+      .then(showSetupFailure)
+      .catch(() => { /* the first Check runs the setup too */ });
+  }
+
+  // A setup that failed is said, never passed off as ready (the checks say it too).
+  function showSetupFailure(answer) {
+    const notice = document.getElementById("setup-notice");
+    if (!notice || !answer) return;
+    notice.textContent = answer.failed ? answer.message : "";
+    notice.hidden = !answer.failed;
   }
 
   // Check pressed while a command still runs in the terminal (a docker build, say): the

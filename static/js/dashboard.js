@@ -24,6 +24,17 @@
     if (old && html) old.replaceWith(fragment(html));
   }
 
+  function replaceParts(html, ids) {
+    // The grid's fragment holds the content problems' notice, then the table.
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    for (const id of ids) {
+      const old = byId(id);
+      const part = template.content.getElementById(id);
+      if (old && part) old.replaceWith(part);
+    }
+  }
+
   // -- sort and filter ------------------------------------------------------------------------
 
   function number(row, key) { return Number(row.dataset[key] || 0); }
@@ -117,7 +128,7 @@
     // One request after a reconnect or a dropped update, never on a timer.
     fetch("/instructor", { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then((response) => (response.ok ? response.text() : null))
-      .then((html) => { if (html) { replaceById("grid", html); applyView(); } })
+      .then((html) => { if (html) { replaceParts(html, ["content-problems", "grid"]); applyView(); } })
       .catch(() => {});
   }
 

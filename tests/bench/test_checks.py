@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app.bench.checks import THREE_CHECKS, exec_floor, measure, real_lab
+from app.bench.checks import THREE_CHECKS, exec_floor, measure
 from app.bench.cli import bench_app, register_all
 from app.lessons.loader import load_workshop
+from app.sandboxes.lab import throwaway_lab
 from tests.support.live_server import free_port
 from tests.support.settings import REPO, TEST_LABELS, settings_for
 
@@ -32,7 +33,7 @@ def test_the_benchmark_measures_real_check_runs(tmp_path: Path) -> None:
     workshop = load_workshop(REPO / "content" / "docker-basics")
 
     async def small_run() -> tuple[list[float], list[float], list[float]]:
-        async with real_lab(settings, workshop, TEST_LABELS) as lab:
+        async with throwaway_lab(settings, workshop, TEST_LABELS) as lab:
             floor = await exec_floor(lab, count=3)
             samples = await measure(lab, attendees=2, rounds=2)
             return floor, samples.total, samples.execs

@@ -11,7 +11,7 @@ import pytest
 
 from app.checks.agent import CheckAgents
 from app.lessons.loader import load_workshop
-from app.sandboxes.docker.lab import Lab, real_lab
+from app.sandboxes.lab import Lab, throwaway_lab
 from tests.support.live_server import free_port
 from tests.support.settings import REPO, TEST_LABELS, settings_for
 
@@ -25,7 +25,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     settings = settings_for(
         tmp_path, f"test-{os.getpid()}-agent", registry_port=free_port(), warm_pool_size=0
     )
-    async with real_lab(
+    async with throwaway_lab(
         settings, load_workshop(REPO / "content" / "docker-basics"), TEST_LABELS
     ) as lab:
         yield lab

@@ -116,3 +116,19 @@ def test_results_serialize_with_a_passed_flag() -> None:
         "duration_ms": 0,
         "passed": False,
     }
+
+
+async def test_a_check_runs_as_the_user_it_names() -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.users: list[str] = []
+
+        async def exec(
+            self, name: str, command: str, *, user: str = "", timeout: float = 0
+        ) -> ExecResult:
+            self.users.append(user)
+            return ExecResult(0, "")
+
+    backend = Recording()
+    await run_checks(backend, "s", [check("true"), check("touch /root/x", user="root")])
+    assert backend.users == ["learner", "root"]

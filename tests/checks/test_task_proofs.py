@@ -21,7 +21,7 @@ from app.checks.service import TaskRun
 from app.lessons.loader import load_workshop
 from app.lessons.proofs import load_proofs
 from app.lessons.schema import Lesson, Task
-from app.sandboxes.docker.lab import Lab, real_lab
+from app.sandboxes.lab import Lab, throwaway_lab
 from tests.support.live_server import free_port
 from tests.support.settings import REPO, TEST_LABELS, settings_for
 
@@ -101,7 +101,7 @@ def proving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proving]:
         warm_pool_size=0,
     )
     with asyncio.Runner() as runner:
-        lab_context = real_lab(settings, WORKSHOP, TEST_LABELS)
+        lab_context = throwaway_lab(settings, WORKSHOP, TEST_LABELS)
         lab = runner.run(lab_context.__aenter__())
         try:
             attendee_id = lab.add_attendee("prover")

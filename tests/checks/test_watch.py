@@ -7,8 +7,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.checks import store
-from app.checks.service import CheckService
-from app.events import attendee_topic
+from app.checks.service import TASK_REMOVED, CheckService
+from app.db import Database
+from app.events import EventHub, attendee_topic
 from app.lessons.schema import Workshop
 from tests.support.checks import FakeSandboxes, ShellBackend
 
@@ -97,3 +98,39 @@ async def test_watch_ends_when_the_sandbox_cannot_be_used(
     async with service.events.subscribe(attendee_topic(attendee_id)):
         service.watches.start(attendee_id, *found)
         await wait_until_stopped(service, attendee_id, "make-file")
+
+
+async def test_watch_ends_when_a_reload_removed_its_task(
+    sandboxes: FakeSandboxes,
+    database: Database,
+    demo_workshop: Workshop,
+    attendee_id: int,
+    db_engine: Engine,
+) -> None:
+    """An author's edit took the task out while an attendee watched it: nothing is checked or
+    stored, and the page hears that the watch ended."""
+    found = demo_workshop.task("make-file")
+    assert found
+    reloaded = demo_workshop.model_copy(
+        update={
+            "lessons": [
+                lesson.model_copy(
+                    update={"tasks": [t for t in lesson.tasks if t.id != "make-file"]}
+                )
+                for lesson in demo_workshop.lessons
+            ]
+        }
+    )
+    service = CheckService(sandboxes, EventHub(), database, workshop=lambda: reloaded)
+    service.watches.interval = 0.05
+    try:
+        async with service.events.subscribe(attendee_topic(attendee_id)) as page:
+            service.watches.start(attendee_id, *found)
+            await wait_until_stopped(service, attendee_id, "make-file")
+            assert (await page.get())["watching"] is False
+        run = await service.watch_tick(attendee_id, *found, ())
+    finally:
+        await service.close()
+    assert run.unavailable == TASK_REMOVED and run.checks == []
+    with Session(db_engine) as session:
+        assert store.progress_of(session, attendee_id, "make-file") is None

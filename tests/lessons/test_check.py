@@ -33,6 +33,12 @@ EXPECTED: dict[str, list[tuple[str, int | None, str]]] = {
         ("01-a.md", 9, "'02-b.md#nowhere': 02-b.md has no heading with the anchor #nowhere"),
     ],
     "broken-file-link": [("01-a.md", 5, "broken link 'assets/missing.png'")],
+    "broken-image": [
+        ("01-a.md", 7, "broken image 'assets/gone.png': no such file in the workshop's assets/"),
+        ("01-a.md", 9, "broken image 'pictures/elsewhere.png': images are served from the"),
+        ("01-a.md", 11, "broken image 'assets/missing.svg'"),
+    ],
+    "missing-setup-file": [("workshop.yaml", 8, "setup file 'assets/gone.sh' not found")],
     "bad-regex": [("01-a.md", 15, "checks.0.expect: expect is not a valid Python regex")],
     "empty-run": [("01-a.md", 13, "checks.0.run: run must be a shell command, it is empty")],
     "task-schema": [

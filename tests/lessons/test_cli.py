@@ -66,7 +66,16 @@ def test_import_killercoda(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "OK: 1 workshop(s), 4 lessons, 2 tasks" in result.output
+    assert "Import report:\n- backend imageid `ubuntu`: sandboxes run LabDeck's" in result.output
     assert (dest / "workshop.yaml").is_file()
+
+
+def test_import_killercoda_refuses_a_bad_name_before_writing(tmp_path: Path) -> None:
+    src = str(FIXTURES / "killercoda" / "hello-docker")
+    result = runner.invoke(content_app, ["import-killercoda", src, str(tmp_path / "My_Lab")])
+    assert result.exit_code == 1
+    assert "use lowercase letters, digits and dashes" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_import_killercoda_refuses_a_non_scenario(tmp_path: Path) -> None:

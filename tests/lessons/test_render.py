@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from app.lessons.loader import load_workshop
+from app.lessons.markdown import FenceInfo
 from app.lessons.render import (
     HtmlSegment,
     QuestionSegment,
+    Segment,
     TaskSegment,
     pygments_css,
     render_lesson,
@@ -145,17 +147,73 @@ def test_markdown_inside_raw_html_keeps_our_buttons() -> None:
     assert '<button type="button" class="run" data-command="ls"' in html
 
 
-def test_renders_are_cached_per_file_and_mtime(tmp_path: Path) -> None:
+def test_renders_are_cached_per_file_and_text(tmp_path: Path) -> None:
     shutil.copytree(VALID, tmp_path / "valid")
     lesson = load_workshop(tmp_path / "valid").lessons[1]
     first = render_lesson(lesson)
     assert render_lesson(lesson) is first
     stat = lesson.path.stat()
     os.utime(lesson.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert render_lesson(lesson) is not first
+    assert render_lesson(lesson) is first  # touched, same text: the same render
+    edited = lesson.model_copy(update={"body": lesson.body + "\nA new paragraph.\n"})
+    assert "A new paragraph." in _html(render_lesson(edited))
 
 
-def test_lesson_without_a_file_is_rendered_uncached(lesson: Lesson) -> None:
+def test_the_served_text_is_rendered_while_the_file_changes(tmp_path: Path) -> None:
+    """Edited on disk but not reloaded yet (or not loadable): the page shows what is served,
+    and the reloaded lesson its own text, though the file's time no longer changes."""
+    shutil.copytree(VALID, tmp_path / "valid")
+    served = load_workshop(tmp_path / "valid").lessons[1]
+    assert "Back to" in _html(render_lesson(served))
+    served.path.write_text(served.path.read_text().replace("Back to", "Return to"))
+    assert "Return to" not in _html(render_lesson(served))
+    reloaded = load_workshop(tmp_path / "valid").lessons[1]
+    assert "Return to" in _html(render_lesson(reloaded))
+
+
+def _html(segments: list[Segment]) -> str:
+    return "".join(str(segment.html) for segment in segments if isinstance(segment, HtmlSegment))
+
+
+def test_lesson_without_a_file_renders(lesson: Lesson) -> None:
     detached = lesson.model_copy(update={"path": Path("/nowhere/01-x.md"), "body": "# Hi\n"})
     [segment] = render_lesson(detached)
     assert isinstance(segment, HtmlSegment) and "<h1" in segment.html
+
+
+@pytest.mark.parametrize(
+    ("info", "lang", "marked"),
+    [
+        ("yaml{2,5,6}", "yaml", (2, 5, 6)),
+        ("yaml {2-4}", "yaml", (2, 3, 4)),
+        ("bash{1} run interrupt", "bash", (1,)),
+        ("python{title=x}", "python", ()),
+        ("{1}", "", (1,)),
+    ],
+)
+def test_fence_options_mark_lines_and_never_join_the_language(
+    info: str, lang: str, marked: tuple[int, ...]
+) -> None:
+    fence = FenceInfo.parse(info)
+    assert (fence.lang, fence.marked_lines) == (lang, marked)
+
+
+def test_marked_lines_are_highlighted_and_the_class_is_the_language() -> None:
+    html = str(render_markdown("```yaml{2}\na: 1\nb: 2\n```\n"))
+    assert 'class="language-yaml"' in html and "{" not in html.split("<code")[1].split(">")[0]
+    assert html.count('<span class="hll">') == 1 and '<span class="hll"><span class="nt">b' in html
+
+
+@pytest.mark.parametrize(
+    ("markdown", "url"),
+    [
+        ("![a](assets/x.png)", '<img src="/workshop/assets/x.png"'),
+        ("![a](./assets/sub/x.png?v=2)", '<img src="/workshop/assets/sub/x.png?v=2"'),
+        ('<img src="assets/x.svg" width="3">', '<img src="/workshop/assets/x.svg" width="3">'),
+        ("[get it](assets/app.py)", '<a href="/workshop/assets/app.py" target="_blank"'),
+        ("![a](assets/../workshop.yaml)", '<img src="assets/../workshop.yaml"'),
+        ("![a](https://example.org/x.png)", '<img src="https://example.org/x.png"'),
+    ],
+)
+def test_files_of_the_assets_folder_load_from_the_workshop(markdown: str, url: str) -> None:
+    assert url in str(render_markdown(markdown))

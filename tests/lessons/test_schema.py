@@ -3,7 +3,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.lessons.schema import Check, Lesson, Task, Workshop, WorkshopMeta
+from app.lessons.schema import (
+    Check,
+    Lesson,
+    LessonFrontMatter,
+    SetupFile,
+    Task,
+    Workshop,
+    WorkshopMeta,
+)
 
 
 def a_check(**overrides: object) -> dict[str, object]:
@@ -114,3 +122,41 @@ def test_neighbours(workshop: Workshop) -> None:
     assert workshop.neighbours("intro")[0] is None
     assert workshop.neighbours("end")[1] is None
     assert workshop.neighbours("nope") == (None, None)
+
+
+def test_a_check_or_a_setup_may_run_as_the_sandbox_s_root_and_no_one_else() -> None:
+    assert Check.model_validate(a_check()).user == "learner"
+    assert Check.model_validate(a_check(user="root")).user == "root"
+    with pytest.raises(ValidationError):
+        Check.model_validate(a_check(user="admin"))
+    with pytest.raises(ValidationError):
+        LessonFrontMatter.model_validate({"title": "T", "minutes": 1, "setup_user": "nobody"})
+
+
+@pytest.mark.parametrize(
+    "file",
+    [
+        {"source": "app.py", "target": "/root/app.py"},  # not in assets/
+        {"source": "assets/../workshop.yaml", "target": "/root/x"},
+        {"source": "/etc/passwd", "target": "/root/x"},
+        {"source": "assets/app.py", "target": "root/app.py"},  # not absolute
+        {"source": "assets/app.py", "target": "/root/"},  # a folder
+        {"source": "assets/app.py", "target": "/root/app.py", "mode": "rwx; rm -rf /"},
+    ],
+)
+def test_setup_files_come_from_assets_and_go_to_an_absolute_path(file: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        SetupFile.model_validate(file)
+
+
+def test_a_workshop_setup_and_images_without_a_recipe() -> None:
+    meta = WorkshopMeta.model_validate(
+        {
+            "title": "T",
+            "description": "D",
+            "images": [{"name": "nginx:alpine"}],
+            "setup": {"files": [{"source": "assets/a.sh", "target": "/a.sh", "mode": "+x"}]},
+        }
+    )
+    assert meta.images[0].recipe is None
+    assert meta.setup is not None and meta.setup.user == "learner" and meta.setup.timeout == 120

@@ -54,6 +54,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/resume/{key}"): Entry(ANYONE, "/resume/not-a-key"),
     ("POST", "/resume/{key}"): Entry(ANYONE, "/resume/not-a-key"),
     ("GET", "/assets/pygments.css"): Entry(ANYONE, "/assets/pygments.css"),
+    ("GET", "/workshop/assets/{path:path}"): Entry(ATTENDEE, "/workshop/assets/none.png"),
     ("GET", "/lessons"): Entry(ATTENDEE, "/lessons"),
     ("GET", "/lessons/{slug}"): Entry(ATTENDEE, "/lessons/first-container"),
     ("GET", "/api/workshop"): Entry(ATTENDEE, "/api/workshop"),

@@ -195,6 +195,7 @@ def test_opening_a_lesson_runs_its_setup_once(demo: TestClient, backend: ShellBa
         assert demo.post("/lessons/basics/setup", headers=csrf(demo)).json() == {
             "lesson": "basics",
             "ready": True,
+            "failed": False,
             "message": "",
         }
     assert (attendee_home(demo, backend) / "setup-count").read_text() == "run\n"

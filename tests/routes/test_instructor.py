@@ -127,7 +127,9 @@ def test_dashboard_shows_the_grid_figures_and_controls(
     assert page.count('class="attendee') == 1 and "Ada" in page
     assert "/static/js/dashboard.js" in page
     grid_only = instructor.get("/instructor", headers={"HX-Request": "true"}).text
-    assert grid_only.lstrip().startswith('<table id="grid"') and "<html" not in grid_only
+    # The grid block: the content problems' notice (empty here), then the table.
+    assert grid_only.lstrip().startswith('<div id="content-problems">') and "<html" not in grid_only
+    assert '<table id="grid"' in grid_only and "content-problems-title" not in grid_only
 
 
 def test_terminal_viewer_points_at_the_shadow_socket(

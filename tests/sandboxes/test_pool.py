@@ -41,7 +41,9 @@ async def test_hand_out_starts_no_container_and_is_immediate(tmp_path: Path) -> 
         elapsed = time.perf_counter() - started
         handed_out_calls = h.backend.calls[calls_before:]
         assert view.state == "ready" and name == view.name and name in ready_names
-        assert not [c for c in handed_out_calls if c[0] in ("create", "start")]
+        # The pool may already be refilling in the background (a create of another name):
+        # what matters is that the attendee's own sandbox was neither created nor started.
+        assert not [c for c in handed_out_calls if c[0] in ("create", "start") and name in c]
         assert elapsed < 0.2
         assert h.row(me).attendee_id == me
 

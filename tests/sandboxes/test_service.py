@@ -225,7 +225,7 @@ async def test_running_sandboxes_uses_an_injected_backend_and_leaves_sandboxes_r
     settings = settings.model_copy(update={"warm_pool_size": 0})
     backend = FakeBackend()
     service = new_service(settings, tmp_path)
-    async with running_sandboxes(service, settings, None, backend):
+    async with running_sandboxes(service, settings, lambda: None, backend):
         assert service.connected
         person_id = service.records.database.run_sync(_add_person)
         name = await service.ready_sandbox(person_id)
@@ -246,7 +246,7 @@ async def test_running_sandboxes_serves_while_the_engine_is_down(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing listens on the discard port
     service = new_service(settings, tmp_path)
-    async with running_sandboxes(service, settings, None):
+    async with running_sandboxes(service, settings, lambda: None):
         async with asyncio.timeout(5):
             while service.problem is None:
                 await asyncio.sleep(0.02)

@@ -21,6 +21,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# An engine label (``docker info``): the engine delegates its containers' cgroups itself
+# (``engine_service.py``), so the portal need not, and in another container cannot.
+ENGINE_DELEGATES = "io.labdeck.delegates-cgroups=true"
 V2_DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
 V1_DELEGATED_FILES = ("cgroup.procs", "tasks")
 

@@ -18,8 +18,9 @@ from app.sandboxes.base import Connection, SandboxError
 from app.sandboxes.docker.backend import DockerBackend, DockerBackendConfig
 from app.sandboxes.docker.doctor import doctor_checks as doctor_checks
 from app.sandboxes.docker.engine import EngineUnavailable, docker_client, engine_address
+from app.sandboxes.docker.images import catalog
 from app.sandboxes.docker.images.catalog import get_recipe
-from app.sandboxes.docker.network import ensure_network, teardown_network
+from app.sandboxes.docker.network import guard_sandbox_network, teardown_network
 from app.sandboxes.docker.registry import RegistryError, WorkshopRegistry, remove_registry
 from app.sandboxes.docker.runtime import detect_runtime, risk_of
 
@@ -28,15 +29,27 @@ REGISTRY_CHECK_SECONDS = 60.0
 
 
 def workshop_images(workshop: Workshop | None) -> list[tuple[str, str]]:
-    """``(local tag, name attendees pull)`` for each image the workshop lists."""
+    """``(local tag, name attendees pull)`` for each image the workshop lists with a recipe (one
+    without is pulled from upstream by a pull-through registry, or not at all offline)."""
     images = []
     for ref in workshop.meta.images if workshop else []:
+        if ref.recipe is None:
+            continue
         try:
             local_tag = get_recipe(ref.recipe).tag
         except ValueError:
             local_tag = f"labdeck/workshop/{ref.name}"
         images.append((local_tag, ref.name))
     return images
+
+
+def image_recipes() -> dict[str, str]:
+    """The images the workshop registry can carry offline: name attendees pull -> recipe."""
+    return {
+        recipe.workshop_name: recipe.name
+        for recipe in catalog.workshop_images()
+        if recipe.workshop_name
+    }
 
 
 def prepare_docker(
@@ -51,14 +64,8 @@ def prepare_docker(
     log.info("sandboxes run under the %s runtime profile on %s", profile, engine_address())
     if risk_of(profile):
         log.warning("runtime profile %s: %s", profile, risk_of(profile))
-    network = ensure_network(
-        client,
-        settings.instance,
-        registry_port=settings.registry_port,
-        egress=settings.sandbox_egress,
-        guard_image=settings.sandbox_image,
-        extra_labels=extra_labels,
-    )
+    network = guard_sandbox_network(client, settings, extra_labels)
+    beside = settings.registry_address is not None  # compose.yaml's registry service
     registry = WorkshopRegistry(
         client,
         settings.instance,
@@ -66,6 +73,7 @@ def prepare_docker(
         settings.registry_port,
         settings.registry_proxy_remoteurl,
         extra_labels=extra_labels,
+        seed_port=settings.registry_seed_port if beside else None,
     )
     config = DockerBackendConfig.from_settings(
         settings,
@@ -91,18 +99,49 @@ def remove_docker_setup(settings: Settings, extra_labels: Mapping[str, str] | No
 
 
 async def connect(
-    settings: Settings, workshop: Workshop | None, extra_labels: Mapping[str, str] | None = None
+    settings: Settings,
+    workshop: Callable[[], Workshop | None],
+    extra_labels: Mapping[str, str] | None = None,
 ) -> Connection:
-    """A DockerBackend, with the workshop registry started, seeded and watched beside it."""
+    """A DockerBackend, with the workshop registry started, seeded and watched beside it; it
+    carries the images of the workshop ``workshop()`` serves, reloaded or not."""
     backend, registry = await asyncio.to_thread(prepare_docker, settings, extra_labels)
     backend.registry = registry
     backend.sandbox_image = settings.sandbox_image
-    images = workshop_images(workshop)
+
+    def images() -> list[tuple[str, str]]:
+        return workshop_images(workshop())
+
     return Connection(
         backend=backend,
         background=[lambda: keep_registry(backend, registry, images)],
         close=backend.aclose,
     )
+
+
+async def connect_throwaway(
+    settings: Settings, workshop: Workshop, extra_labels: Mapping[str, str] | None = None
+) -> Connection:
+    """A DockerBackend for a throw-away instance, its registry running and seeded before it
+    returns (a sandbox's first pull must not race the seeding); ``close`` removes the registry
+    and the network, once the caller removed its sandboxes."""
+    try:
+        backend, registry = await asyncio.to_thread(prepare_docker, settings, extra_labels)
+    except BaseException:
+        await asyncio.to_thread(remove_docker_setup, settings, extra_labels)
+        raise
+
+    async def close() -> None:
+        await backend.aclose()
+        await asyncio.to_thread(remove_docker_setup, settings, extra_labels)
+
+    try:
+        await asyncio.to_thread(registry.ensure_running)
+        await asyncio.to_thread(registry.seed, workshop_images(workshop))
+    except BaseException:
+        await close()
+        raise
+    return Connection(backend=backend, close=close)
 
 
 async def connect_for_maintenance(settings: Settings) -> Connection:
@@ -120,24 +159,25 @@ async def connect_for_maintenance(settings: Settings) -> Connection:
 
 
 async def keep_registry(
-    backend: DockerBackend, registry: WorkshopRegistry, images: list[tuple[str, str]]
+    backend: DockerBackend, registry: WorkshopRegistry, images: Callable[[], list[tuple[str, str]]]
 ) -> None:
     """Start and seed the workshop registry, then check it every minute and restart it when
-    it stops answering. Sandboxes work meanwhile; only their pulls wait for it."""
-    seeded = False
+    it stops answering; seed it again when the workshop's images change (a reload). Sandboxes
+    work meanwhile; only their pulls wait for it."""
+    seeded: list[tuple[str, str]] | None = None
     while True:
         try:
-            if not seeded or not await asyncio.to_thread(registry.healthy):
+            if seeded is None or not await asyncio.to_thread(registry.healthy):
                 await asyncio.to_thread(registry.ensure_running)
-            if not seeded:
-                results = await asyncio.to_thread(registry.seed, images)
+            if (wanted := images()) != seeded:
+                results = await asyncio.to_thread(registry.seed, wanted)
                 log.info("workshop registry seeded: %s", [r.reference for r in results])
-                seeded = True
+                seeded = wanted
             backend.registry_problem = None
         except (RegistryError, DockerException, OSError) as error:
             backend.registry_problem = str(error)
             log.warning("workshop registry: %s", error)
-        await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded else 15)
+        await asyncio.sleep(REGISTRY_CHECK_SECONDS if seeded is not None else 15)
 
 
 def add_commands(cli: typer.Typer, wanted: Callable[[str], bool]) -> None:

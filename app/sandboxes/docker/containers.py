@@ -125,10 +125,15 @@ def remapped_root_of(pid: int) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def start_container(api: docker.APIClient, name: str, runtime: Profile) -> None:
+def start_container(
+    api: docker.APIClient, name: str, runtime: Profile, *, delegate: bool = True
+) -> None:
     """Start a sandbox's container; in a user namespace (the ``userns`` profile: the engine remaps
-    users), then hand it its cgroups (``cgroups.py``), which its init waits for."""
+    users), then hand it its cgroups (``cgroups.py``), which its init waits for, unless
+    ``delegate`` is False: an engine that delegates them itself (``engine_service.py``)."""
     api.start(name)
+    if not delegate:
+        return
     pid = int((api.inspect_container(name).get("State") or {}).get("Pid") or 0)
     if not pid:
         return  # it stopped at once; its log says why
@@ -155,6 +160,7 @@ class SandboxContainers:
         self.config = config
         self._get_api = api  # connects on first use
         self._quota_supported: bool | None = None
+        self._delegated_by_engine: bool | None = None
         self._storage_driver = ""
 
     @property
@@ -233,7 +239,15 @@ class SandboxContainers:
         )
 
     def start(self, name: str) -> None:
-        start_container(self.api, name, self.config.runtime)
+        start_container(self.api, name, self.config.runtime, delegate=not self._engine_delegates())
+
+    def _engine_delegates(self) -> bool:
+        """Whether the engine hands sandboxes their cgroups itself (compose.yaml's engine, whose
+        containers' processes a portal in another container cannot see)."""
+        if self._delegated_by_engine is None:
+            labels = self.api.info().get("Labels") or []
+            self._delegated_by_engine = cgroups.ENGINE_DELEGATES in labels
+        return self._delegated_by_engine
 
     def _environment(self, spec: SandboxSpec) -> dict[str, str]:
         return {

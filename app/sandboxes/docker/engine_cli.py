@@ -3,6 +3,8 @@ the images, or say why sandboxes run on the host's engine instead."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -37,6 +39,48 @@ def up() -> None:
     console.print(f"Dedicated sandbox engine: {where.address} (log: {where.log})")
     _warn_when_uncapped(where.address)
     _copy_images_from_host(where.address)
+
+
+@engine_app.command()
+def run(
+    bridge: str = typer.Option(..., help="The engine's own bridge (at most 15 characters)."),
+    bridge_address: str = typer.Option(
+        ..., help="Its address with prefix, e.g. 10.215.0.1/24 (the registry listens there)."
+    ),
+    exec_root: Path = typer.Option(Path("/run/labdeck-engine"), help="dockerd's exec root."),
+    build_images: bool = typer.Option(True, help="Build missing or outdated images first."),
+) -> None:
+    """Run the dedicated engine in the foreground until SIGTERM, as compose.yaml's engine
+    service does: images, cgroup delegation, and nothing left on the host when it stops."""
+    import logging
+
+    from docker.errors import DockerException
+
+    from app.sandboxes.docker import engine_service
+    from app.sandboxes.docker.images.builder import ImageBuildError
+    from app.sandboxes.docker.network import FirewallError
+
+    logging.basicConfig(level=logging.INFO, format="labdeck engine: %(message)s")
+    service = engine_service.EngineService(
+        socket=sandbox_engine.socket_path(),
+        data_root=sandbox_engine.places(Path(".")).data_root,
+        exec_root=exec_root,
+        bridge=bridge,
+        bridge_address=bridge_address,
+        build_images=build_images,
+    )
+    try:
+        code = engine_service.run(service, Settings())
+    except (
+        engine_service.EngineServiceError,
+        ImageBuildError,
+        FirewallError,
+        DockerException,
+        OSError,
+    ) as error:
+        console.print(f"[red]The sandbox engine stopped: {error}[/]")
+        raise typer.Exit(1) from error
+    raise typer.Exit(code)
 
 
 @engine_app.command()

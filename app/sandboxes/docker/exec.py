@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -144,6 +145,10 @@ class ExecJob:
         except APIError as error:
             raise SandboxGone(f"Sandbox {self._name} stopped: {error.explanation}") from error
         self._connection = connection
+        # The client's read timeout (120 s) would end a quiet command's stream early, as if it
+        # had exited (a setup waiting on a loop; issue 15): the watchdog below owns the deadline.
+        with suppress(AttributeError, OSError):
+            connection.sock.settimeout(None)
         if self._cancelled.is_set():
             connection.shutdown()
         watchdog = threading.Timer(self._timeout + _KILL_GRACE_SECONDS, self._deadline_passed)

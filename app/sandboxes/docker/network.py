@@ -8,7 +8,11 @@ Design
   and on 127.0.0.1. Docker sends traffic from any of its bridges to a host address to the
   userland proxy (its nat rules ``RETURN`` for bridges), so sandboxes reach the registry as a
   host service, through the INPUT chain; the host engine pushes to 127.0.0.1, which Docker
-  trusts without TLS.
+  trusts without TLS. A registry run beside the portal (compose.yaml's ``registry`` service)
+  listens on another host address instead (``registry_address``); the rules name that one.
+- The network's subnet is the engine's choice unless one is given: compose.yaml gives one, so
+  that its engine needs no ``--default-address-pool`` (with one, a dockerd restarted over its
+  network store deletes the host's ``docker0``).
 - Two chains per instance, installed from a short-lived helper container (host network,
   NET_ADMIN) because the portal may not run as root:
     ``LD-<hash>-IN``, jumped to from INPUT for packets from the bridge: replies pass, new
@@ -31,13 +35,17 @@ import logging
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import IPAMConfig, IPAMPool
 
 from app.sandboxes import naming
 from app.sandboxes.naming import Role
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,12 @@ class NetworkInfo:
     gateway: str
     egress: Egress
     registry_port: int
+    registry_address: str = ""  # set when the registry runs beside the portal, not by it
+
+    @property
+    def registry_host(self) -> str:
+        """Where sandboxes reach the workshop registry."""
+        return self.registry_address or self.gateway
 
 
 def chain_names(bridge: str) -> tuple[str, str]:
@@ -92,10 +106,10 @@ jump() {  # jump CHAIN MATCH TARGET: add once, at the top
 def _rules(info: NetworkInfo) -> dict[str, list[str]]:
     """Each chain's rules, in order, as iptables arguments after ``-A CHAIN``."""
     chain_in, chain_fwd = chain_names(info.bridge)
-    registry = f"-p tcp -d {info.gateway} --dport {info.registry_port}"
+    registry = f"-p tcp -d {info.registry_host} --dport {info.registry_port}"
     forward = [
         f"-o {info.bridge} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-        f"-i {info.bridge} -p tcp -m conntrack --ctorigdst {info.gateway} "
+        f"-i {info.bridge} -p tcp -m conntrack --ctorigdst {info.registry_host} "
         f"--ctorigdstport {info.registry_port} -j ACCEPT",
     ]
     if info.egress == "none":
@@ -237,8 +251,10 @@ def _remove_quietly(api: docker.APIClient, container: str) -> None:
             raise
 
 
-def _describe(attrs: Mapping[str, Any], egress: Egress, registry_port: int) -> NetworkInfo:
-    config = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+def _describe(
+    attrs: Mapping[str, Any], egress: Egress, registry_port: int, registry_address: str | None
+) -> NetworkInfo:
+    config = _ipam_config(attrs)
     return NetworkInfo(
         name=str(attrs["Name"]),
         bridge=str((attrs.get("Options") or {}).get(BRIDGE_OPTION, "")),
@@ -246,7 +262,12 @@ def _describe(attrs: Mapping[str, Any], egress: Egress, registry_port: int) -> N
         gateway=str(config.get("Gateway", "")),
         egress=egress,
         registry_port=registry_port,
+        registry_address=registry_address or "",
     )
+
+
+def _ipam_config(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(((attrs.get("IPAM") or {}).get("Config") or [{}])[0])
 
 
 def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
@@ -257,23 +278,29 @@ def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] |
     return attrs
 
 
-def _is_as_wanted(attrs: Mapping[str, Any], instance: str) -> bool:
+def _is_as_wanted(attrs: Mapping[str, Any], instance: str, subnet: str | None) -> bool:
     options = attrs.get("Options") or {}
     return (
         options.get(ICC_OPTION) == "false"
         and options.get(BRIDGE_OPTION) == naming.bridge_name(instance)
         and naming.belongs_to(attrs.get("Labels"), instance, Role.NETWORK)
+        and (subnet is None or _ipam_config(attrs).get("Subnet") == subnet)
     )
 
 
 def _create_network(
-    client: docker.DockerClient, instance: str, extra_labels: Mapping[str, str] | None
+    client: docker.DockerClient,
+    instance: str,
+    extra_labels: Mapping[str, str] | None,
+    subnet: str | None,
 ) -> dict[str, Any]:
     name = naming.network_name(instance)
+    pools = [IPAMPool(subnet=subnet)] if subnet else []
     client.api.create_network(
         name,
         driver="bridge",
         options={ICC_OPTION: "false", BRIDGE_OPTION: naming.bridge_name(instance)},
+        ipam=IPAMConfig(pool_configs=pools) if pools else None,
         labels=naming.labels_for(instance, Role.NETWORK, extra=extra_labels),
     )
     attrs = _inspect_network(client, name)
@@ -290,14 +317,18 @@ def ensure_network(
     egress: Egress = "allow",
     guard_image: str = GUARD_IMAGE,
     extra_labels: Mapping[str, str] | None = None,
+    registry_address: str | None = None,
+    subnet: str | None = None,
 ) -> NetworkInfo:
-    """Create the instance's sandbox network if needed and make its firewall rules current.
+    """Create the instance's sandbox network if needed (in ``subnet`` when given) and make its
+    firewall rules current; they let sandboxes reach the registry on ``registry_address`` (when
+    it runs beside the portal) or else on the gateway.
 
     Idempotent. Raises ``FirewallError`` when the rules cannot be applied, and when a network of
     that name exists with other settings and sandboxes attached (it cannot be replaced then)."""
     name = naming.network_name(instance)
     attrs = _inspect_network(client, name)
-    if attrs is not None and not _is_as_wanted(attrs, instance):
+    if attrs is not None and not _is_as_wanted(attrs, instance, subnet):
         if attrs.get("Containers"):
             raise FirewallError(
                 f"Network {name} exists without LabDeck's isolation settings and has containers "
@@ -307,8 +338,8 @@ def ensure_network(
         client.api.remove_network(name)
         attrs = None
     if attrs is None:
-        attrs = _create_network(client, instance, extra_labels)
-    info = _describe(attrs, egress, registry_port)
+        attrs = _create_network(client, instance, extra_labels, subnet)
+    info = _describe(attrs, egress, registry_port, registry_address)
     run_netguard(
         client,
         instance,
@@ -317,6 +348,25 @@ def ensure_network(
         extra_labels=extra_labels,
     )
     return info
+
+
+def guard_sandbox_network(
+    client: docker.DockerClient,
+    settings: Settings,
+    extra_labels: Mapping[str, str] | None = None,
+) -> NetworkInfo:
+    """``ensure_network`` for the instance, as the settings want it (the portal at its start,
+    compose.yaml's engine at its own)."""
+    return ensure_network(
+        client,
+        settings.instance,
+        registry_port=settings.registry_port,
+        egress=settings.sandbox_egress,
+        guard_image=settings.sandbox_image,
+        extra_labels=extra_labels,
+        registry_address=str(settings.registry_address) if settings.registry_address else None,
+        subnet=str(settings.sandbox_subnet) if settings.sandbox_subnet else None,
+    )
 
 
 def teardown_network(

@@ -15,6 +15,11 @@ while the seed is pushed and is published on a loopback port the engine picks: t
 pushes to it (it trusts loopback registries without TLS); the sandboxes' firewall chain drops
 everything from their bridge but the read-only registry's port on the gateway.
 
+Beside the portal (compose.yaml's ``registry`` service, ``seed_port`` given): the registry and
+its writable twin are one container that the portal does not run. The registry serves the
+sandboxes read-only on ``NetworkInfo.registry_address``; the twin listens on a loopback port,
+out of the sandboxes' reach as the seeder is, and the portal seeds through it.
+
 These methods block; call them from a thread (``asyncio.to_thread``) in async code.
 """
 
@@ -82,7 +87,10 @@ class WorkshopRegistry:
         *,
         image: str = REGISTRY_IMAGE,
         extra_labels: Mapping[str, str] | None = None,
+        seed_port: int | None = None,
     ) -> None:
+        """``seed_port``: the loopback port of the writable twin of a registry that runs beside
+        the portal; None: this object runs the registry (and a short-lived twin) itself."""
         self._client = client
         self._instance = instance
         self._network = network
@@ -93,20 +101,31 @@ class WorkshopRegistry:
         self.name = naming.registry_name(instance)
         self.seeder_name = seeder_name(instance)
         self.volume = naming.registry_volume_name(instance)
+        self.seed_port = seed_port
+
+    @property
+    def beside(self) -> bool:
+        """Whether the registry runs beside the portal (compose.yaml), not as its container."""
+        return self.seed_port is not None
 
     @property
     def local_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = self._network.registry_host if self.beside else "127.0.0.1"
+        return f"http://{host}:{self.port}"
 
     def mirror_url(self) -> str:
         """What the sandboxes' inner engines use as registry mirror."""
-        return f"http://{self._network.gateway}:{self.port}"
+        return f"http://{self._network.registry_host}:{self.port}"
 
     # -- running ---------------------------------------------------------------------------
 
     def ensure_running(self) -> None:
         """Create or start the registry (replacing one with other settings), then wait until it
-        answers ``GET /v2/``; restart it once if it does not. Idempotent."""
+        answers ``GET /v2/``; restart it once if it does not. Idempotent. A registry beside the
+        portal is only waited for."""
+        if self.beside:
+            self._wait_beside(self.local_url, "registry")
+            return
         attrs = self._inspect()
         if attrs is not None and not self._is_as_wanted(attrs):
             log.info("Replacing registry %s: its settings changed.", self.name)
@@ -138,9 +157,19 @@ class WorkshopRegistry:
     def healthy(self) -> bool:
         return _answers(self.local_url)
 
+    def _wait_beside(self, url: str, what: str) -> None:
+        if not self._wait_healthy(url):
+            raise RegistryError(
+                f"The workshop {what} does not answer on {url}/v2/. It is compose.yaml's "
+                "`registry` service: `docker compose ps registry` and `docker compose logs "
+                "registry` say why."
+            )
+
     def remove(self, *, data: bool = False) -> None:
-        """Remove the container, and with ``data`` its volume. Missing ones are done."""
-        remove_registry(self._client, self._instance, data=data)
+        """Remove the container, and with ``data`` its volume. Missing ones are done; a registry
+        beside the portal is not the portal's to remove."""
+        if not self.beside:
+            remove_registry(self._client, self._instance, data=data)
 
     def _wait_healthy(self, url: str | None = None) -> bool:
         deadline = time.monotonic() + _HEALTHY_WITHIN_SECONDS
@@ -249,6 +278,11 @@ class WorkshopRegistry:
     @contextmanager
     def _seeder(self) -> Iterator[int]:
         """A writable registry on the same storage for as long as the block runs; its port."""
+        if self.seed_port is not None:
+            seeder = f"http://127.0.0.1:{self.seed_port}"
+            self._wait_beside(seeder, "registry's writable twin")
+            yield self.seed_port
+            return
         api = self._client.api
         _remove_container(api, self.seeder_name)  # one a crash left behind
         labels = naming.labels_for(self._instance, Role.REGISTRY, extra=self._extra_labels)

@@ -47,18 +47,12 @@ class EnginePlaces:
     socket: Path
     data_root: Path
     log: Path
+    exec_root: Path = RUN_DIR / "engine-exec"
+    pidfile: Path = RUN_DIR / "engine.pid"
 
     @property
     def address(self) -> str:
         return f"unix://{self.socket}"
-
-    @property
-    def exec_root(self) -> Path:
-        return RUN_DIR / "engine-exec"
-
-    @property
-    def pidfile(self) -> Path:
-        return RUN_DIR / "engine.pid"
 
 
 def selection() -> str:
@@ -109,28 +103,39 @@ def answers(address: str, timeout: int = 5) -> bool:
         client.close()
 
 
-def dockerd_command(where: EnginePlaces, storage_driver: str = "overlay2") -> list[str]:
+def dockerd_command(
+    where: EnginePlaces,
+    storage_driver: str = "overlay2",
+    *,
+    bridge: str = BRIDGE,
+    address_pool: str | None = ADDRESS_POOL,
+    labels: tuple[str, ...] = (),
+) -> list[str]:
+    """``address_pool`` None: networks get the subnets they are created with (or Docker's own
+    pools); a pool makes a restart over an existing network store delete ``docker0``."""
+    pool = [f"--default-address-pool={address_pool}"] if address_pool else []
     return [
         "dockerd",
         f"--host={where.address}",
         f"--data-root={where.data_root}",
         f"--exec-root={where.exec_root}",
         f"--pidfile={where.pidfile}",
-        f"--bridge={BRIDGE}",
-        f"--default-address-pool={ADDRESS_POOL}",
+        f"--bridge={bridge}",
+        *pool,
         "--userns-remap=default",
         f"--storage-driver={storage_driver}",
+        *(f"--label={label}" for label in labels),
     ]
 
 
-def ensure_bridge() -> None:
+def ensure_bridge(name: str = BRIDGE, address: str = BRIDGE_ADDRESS) -> None:
     """The engine's own bridge: dockerd uses an existing one and leaves docker0 alone."""
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
+    if Path(f"/sys/class/net/{name}").exists():
         return
     for command in (
-        ["ip", "link", "add", BRIDGE, "type", "bridge"],
-        ["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE],
-        ["ip", "link", "set", BRIDGE, "up"],
+        ["ip", "link", "add", name, "type", "bridge"],
+        ["ip", "addr", "add", address, "dev", name],
+        ["ip", "link", "set", name, "up"],
     ):
         subprocess.run(command, check=True, capture_output=True)
 

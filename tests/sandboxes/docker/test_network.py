@@ -43,6 +43,18 @@ def test_egress_none_adds_a_drop_and_changes_the_hash() -> None:
     assert "--dport 5055 -j ACCEPT" in allow
 
 
+def test_a_registry_beside_the_portal_is_the_one_host_address_sandboxes_reach() -> None:
+    beside = NetworkInfo(
+        "i-sandboxes", "ld-0123456789ab", "10.9.0.0/16", "10.9.0.1", "allow", 5055, "10.8.0.1"
+    )
+    script = network.install_script("i", beside)
+    assert "-p tcp -d 10.8.0.1 --dport 5055 -j ACCEPT" in script
+    assert "--ctorigdst 10.8.0.1 --ctorigdstport 5055" in script
+    assert "-d 10.9.0.1" not in script
+    assert network.rules_hash(beside) != network.rules_hash(info())
+    assert info().registry_host == "10.9.0.1"  # the gateway: rules as before, hash unchanged
+
+
 # -- on the real engine --------------------------------------------------------------------
 
 

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker
 import httpx
@@ -18,6 +22,53 @@ def test_official_images_live_under_library() -> None:
     assert split_reference("hello-world") == ("library/hello-world", "latest")
     assert split_reference("registry:2") == ("library/registry", "2")
     assert split_reference("me/app:1.0") == ("me/app", "1.0")
+
+
+class Untouched:
+    """A Docker client a registry beside the portal must never use."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the registry beside the portal used the engine ({name})")
+
+
+@contextmanager
+def answering_v2() -> Iterator[int]:
+    """A loopback HTTP server that answers ``GET /v2/`` as a registry does; its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/v2/" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_registry_beside_the_portal_is_waited_for_and_seeded_through_its_twin() -> None:
+    with answering_v2() as port, answering_v2() as seed_port:
+        info = network.NetworkInfo("i-sandboxes", "ld-x", "10.9.0.0/24", "10.9.0.1", "allow", port)
+        beside = WorkshopRegistry(
+            Untouched(),  # type: ignore[arg-type]
+            "i",
+            dataclasses.replace(info, registry_address="127.0.0.1"),
+            port,
+            seed_port=seed_port,
+        )
+        beside.ensure_running()
+        assert beside.healthy() and beside.beside
+        assert beside.mirror_url() == f"http://127.0.0.1:{port}"
+        with beside._seeder() as pushed_to:
+            assert pushed_to == seed_port
+        beside.remove(data=True)  # not the portal's: nothing happens
 
 
 @pytest.fixture(scope="module")

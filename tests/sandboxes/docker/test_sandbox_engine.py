@@ -26,6 +26,18 @@ def test_dockerd_command_has_its_own_places_and_never_bridge_none() -> None:
     assert any(arg.startswith("--pidfile=") for arg in command)
 
 
+def test_dockerd_command_without_a_pool_names_none() -> None:
+    """compose.yaml's engine: a pool would make a restart delete docker0 (engine_service.py)."""
+    command = sandbox_engine.dockerd_command(
+        WHERE, bridge="ldx0", address_pool=None, labels=("a=b",)
+    )
+    assert not any(arg.startswith("--default-address-pool") for arg in command)
+    assert "--bridge=ldx0" in command and "--label=a=b" in command
+    assert f"--default-address-pool={sandbox_engine.ADDRESS_POOL}" in (
+        sandbox_engine.dockerd_command(WHERE)
+    )
+
+
 @pytest.mark.parametrize(
     ("choice", "socket_exists", "expected"),
     [

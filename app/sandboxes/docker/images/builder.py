@@ -122,7 +122,7 @@ def expected_hash(client: docker.DockerClient, recipe: Recipe, mode: Mode) -> st
     """The hash an up-to-date image of ``recipe`` carries in ``mode``."""
     if recipe.name == BASE_RECIPE and mode == "offline":
         return base_hash()
-    hashed_args = _build_args(mode)
+    hashed_args = _build_args(mode) | ({"target": recipe.target} if recipe.target else {})
     if mode == "offline":
         # A rebuilt base must rebuild everything on top of it.
         base = _inspect(client, OFFLINE_BASE_TAG)
@@ -242,6 +242,7 @@ def _stream_build(
         for chunk in client.api.build(
             path=str(context),
             dockerfile=recipe.dockerfile,
+            target=recipe.target,
             tag=recipe.tag,
             labels=labels_for(recipe.name, digest, mode),
             buildargs=_build_args(mode),

@@ -29,6 +29,8 @@ class Recipe:
     # portal's, see tests/test_compose.py) keeps its Dockerfile and CA folder elsewhere.
     dockerfile: str = "Dockerfile"
     extra_ca_folder: str = CONTEXT_CA_DIR
+    # The Dockerfile's stage to build, when not its last (compose.yaml's portal and engine).
+    target: str | None = None
 
     @property
     def is_workshop_image(self) -> bool:
