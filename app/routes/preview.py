@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.attendees import find_attendee
 from app.deps import AttendeeDep, InstructorDep, SandboxesDep, ServicesDep
+from app.models import Attendee
 from app.preview import grants
 from app.preview.http import METHODS
 from app.preview.ports import ports_of_attendee
@@ -66,6 +67,27 @@ async def preview_socket(websocket: WebSocket, port: str, services: ServicesDep)
     await _relay_or_close(websocket, target, refusal)
 
 
+@router.get("/instructor/attendees/{attendee_id}/ports", response_class=HTMLResponse)
+async def instructor_ports(
+    request: Request, attendee_id: int, _: InstructorDep, services: ServicesDep
+) -> HTMLResponse:
+    """One attendee's open ports, each opening the instructor's preview of it (the row menu's
+    "Open ports"); the list alone for the Refresh button."""
+    watched = await asyncio.to_thread(_attendee_here, services, attendee_id)
+    if watched is None:
+        raise HTTPException(404, "There is no such attendee in this workshop.")
+    ports, problem = await ports_of_attendee(services.sandboxes, attendee_id)
+    context = {
+        "watched": watched,
+        "ports": ports,
+        "problem": problem,
+        "ports_url": f"/instructor/attendees/{attendee_id}/ports",
+        "preview_base": f"/instructor/attendees/{attendee_id}/preview",
+    }
+    return render(request, "instructor/ports.html", context, block="ports")
+
+
+@router.get("/instructor/attendees/{attendee_id}/preview/{port}/")
 @router.get("/instructor/attendees/{attendee_id}/preview/{port}")
 async def instructor_preview(
     attendee_id: int, port: str, instructor: InstructorDep, services: ServicesDep
@@ -150,6 +172,11 @@ def _slug(services: Services) -> str:
     return services.workshop.slug if services.workshop else ""
 
 
-def _is_attendee(services: Services, attendee_id: int) -> bool:
+def _attendee_here(services: Services, attendee_id: int) -> Attendee | None:
+    """The attendee, when they are one of this workshop's."""
     attendee = services.db.run_sync(lambda session: find_attendee(session, attendee_id))
-    return attendee is not None and attendee.workshop == _slug(services)
+    return attendee if attendee is not None and attendee.workshop == _slug(services) else None
+
+
+def _is_attendee(services: Services, attendee_id: int) -> bool:
+    return _attendee_here(services, attendee_id) is not None

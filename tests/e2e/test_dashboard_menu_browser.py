@@ -51,6 +51,12 @@ def test_every_item_of_the_row_menu_can_be_clicked(browser: Any, live_server: Li
                 menu.get_by_role("menuitem", name=label).click(timeout=3000)
             assert opened.value.url.endswith(f"/instructor/attendees/{first}/terminal?mode={mode}")
             opened.value.close()
+        menu = open_menu(dashboard, row)
+        with instructor.expect_page() as opened:
+            menu.get_by_role("menuitem", name="Open ports").click(timeout=3000)
+        opened.value.wait_for_selector("#sandbox-ports")
+        assert opened.value.url.endswith(f"/instructor/attendees/{first}/ports")
+        opened.value.close()
 
         dashboard.once("dialog", lambda dialog: dialog.accept())
         open_menu(dashboard, row).get_by_role("menuitem", name="Reset sandbox").click(timeout=3000)
@@ -78,10 +84,16 @@ def test_the_keyboard_reaches_every_item(browser: Any, live_server: LiveServer) 
         dashboard.keyboard.press("Enter")
         assert button.get_attribute("aria-expanded") == "true"
         focused = []
-        for _ in range(4):
+        for _ in range(5):
             focused.append(dashboard.evaluate("document.activeElement.textContent.trim()"))
             dashboard.keyboard.press("ArrowDown")
-        assert focused == ["Watch terminal", "Type in terminal", "Reset sandbox", "Stop sandbox"]
+        assert focused == [
+            "Watch terminal",
+            "Type in terminal",
+            "Open ports",
+            "Reset sandbox",
+            "Stop sandbox",
+        ]
         assert dashboard.evaluate("document.activeElement.textContent.trim()") == "Watch terminal"
         dashboard.keyboard.press("Escape")
         assert dashboard.locator(".row-actions").count() == 0

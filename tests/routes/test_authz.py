@@ -106,8 +106,14 @@ MATRIX: dict[tuple[str, str], Entry] = {
         for method in PREVIEW_METHODS
     },
     ("WS", "/preview/{port}/{path:path}"): Entry(ATTENDEE, "/preview/1/ws"),
+    ("GET", "/instructor/attendees/{attendee_id}/ports"): Entry(
+        INSTRUCTOR, "/instructor/attendees/{ada}/ports"
+    ),
     ("GET", "/instructor/attendees/{attendee_id}/preview/{port}"): Entry(
         INSTRUCTOR, "/instructor/attendees/{ada}/preview/1"
+    ),
+    ("GET", "/instructor/attendees/{attendee_id}/preview/{port}/"): Entry(
+        INSTRUCTOR, "/instructor/attendees/{ada}/preview/1/"
     ),
     **{
         (method, "/instructor-preview/{grant}/{port}/{path:path}"): Entry(

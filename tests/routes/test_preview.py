@@ -190,6 +190,29 @@ def test_the_terminal_panel_lists_published_ports_with_open_links(
     assert "not running yet" in people["carol"].get("/sandbox/ports").text
 
 
+def test_the_instructor_lists_an_attendee_s_ports_with_links_to_their_preview(
+    people: dict[str, Any],
+) -> None:
+    listing = "web\tnginx:alpine\t0.0.0.0:8080->80/tcp\n--sockets--\n"
+    people["backend"].exec_handler = lambda name, command, user: listing
+    ada = people["ids"]["ada"]
+    page = people["instructor"].get(f"/instructor/attendees/{ada}/ports")
+    assert page.status_code == 200 and "Open ports of" in page.text and "Ada" in page.text
+    assert f'href="/instructor/attendees/{ada}/preview/8080/"' in page.text
+    assert 'href="/preview/8080/"' not in page.text  # the instructor has no sandbox of their own
+    fragment = people["instructor"].get(
+        f"/instructor/attendees/{ada}/ports", headers={"HX-Request": "true"}
+    )
+    assert fragment.text.lstrip().startswith("<section") and "<html" not in fragment.text
+    opened = people["instructor"].get(
+        f"/instructor/attendees/{ada}/preview/8080/", follow_redirects=False
+    )
+    assert opened.status_code == 303
+    assert opened.headers["location"].startswith("/instructor-preview/")
+    assert people["instructor"].get("/instructor/attendees/999999/ports").status_code == 404
+    assert people["ada"].get(f"/instructor/attendees/{ada}/ports").status_code in (401, 403)
+
+
 def _cookies(person: Person, **extra: str) -> str:
     pairs = {**person.cookies, **extra}
     return "; ".join(f"{name}={value}" for name, value in pairs.items())
