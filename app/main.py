@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -32,7 +31,7 @@ from app.routes import (
     preview,
     terminal,
 )
-from app.services import Limiters, running_services
+from app.services import Limiters, running_beside, running_services
 from app.templating import STATIC_DIR, templates
 from app.workshops import select_workshop
 
@@ -69,13 +68,8 @@ async def automatic_backups(settings: Settings) -> AsyncIterator[None]:
     if not settings.backup_interval:
         yield
         return
-    task = asyncio.create_task(backup.keep_backing_up(settings), name="database-backups")
-    try:
+    async with running_beside(backup.keep_backing_up(settings), "database-backups"):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -105,7 +105,7 @@ async def running_services(
         stack.push_async_callback(checks.close)
         content.on_change(partial(_follow_content, settings, sandboxes, events))
         if settings.reloads_content:
-            await stack.enter_async_context(_background(content.keep_fresh(), "content-reload"))
+            await stack.enter_async_context(running_beside(content.keep_fresh(), "content-reload"))
         preview = PreviewClient()
         stack.push_async_callback(preview.aclose)
         yield Services(
@@ -140,7 +140,8 @@ def _follow_content(
 
 
 @asynccontextmanager
-async def _background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+async def running_beside(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """``work`` as a task for as long as the block runs; cancelled and awaited at its end."""
     task = asyncio.create_task(work, name=name)
     try:
         yield

@@ -1,6 +1,6 @@
 """`labdeck content verify` for real: the command, on real sandboxes of a throw-away instance,
-proves a task of docker-basics, reports a broken workshop and leaves nothing behind. (Every
-task of docker-basics is proven by test_task_proofs.py; here a few quick ones suffice.)"""
+proves every task of content/ (docker-basics), reports a broken workshop and leaves nothing
+behind. (test_task_proofs.py proves the near misses too, on one sandbox.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.lessons.loader import load_workshop
 from app.sandboxes.docker.engine import docker_client
 from tests.support.checks import FIXTURES
 from tests.support.settings import REPO
@@ -47,13 +48,20 @@ def left_behind() -> list[str]:
         client.close()
 
 
-def test_a_task_of_docker_basics_verifies(tmp_path: Path) -> None:
+def test_every_task_of_the_content_verifies(tmp_path: Path) -> None:
+    tasks = [task.id for task in load_workshop(REPO / "content" / "docker-basics").all_tasks()]
+    done = verify(tmp_path, "docker-basics", "--parallel", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(done.stdout) == {task: ["ok", "ok", "(proofs.yaml)", "ok"] for task in tasks}
+    assert f"OK: {len(tasks)} task(s) verified" in done.stdout
+    assert "started  run-hello-world" in done.stderr and "ok       run-hello-world" in done.stderr
+    assert left_behind() == []
+
+
+def test_one_task_is_verified_alone(tmp_path: Path) -> None:
     done = verify(tmp_path, "docker-basics", "--task", "run-hello-world")
     assert done.returncode == 0, done.stdout + done.stderr
     assert rows(done.stdout) == {"run-hello-world": ["ok", "ok", "(proofs.yaml)", "ok"]}
-    assert "OK: 1 task(s) verified" in done.stdout
-    assert "started  run-hello-world" in done.stderr and "ok       run-hello-world" in done.stderr
-    assert left_behind() == []
 
 
 def test_a_broken_workshop_fails_with_each_mismatch_named(tmp_path: Path) -> None:
