@@ -109,14 +109,16 @@ class Portal:
         return done.stdout
 
 
+def sandbox_containers(client: docker.DockerClient, instance: str) -> list[str]:
+    label: dict[str, str | list[str] | bool] = {"label": f"{LABEL_INSTANCE}={instance}"}
+    return [c.name for c in client.containers.list(all=True, filters=label) if "-sbx-" in c.name]
+
+
 def leftovers(client: docker.DockerClient, instance: str) -> list[str]:
     """The instance's sandbox containers and engine volumes that still exist."""
     label: dict[str, str | list[str] | bool] = {"label": f"{LABEL_INSTANCE}={instance}"}
-    containers = [
-        c.name for c in client.containers.list(all=True, filters=label) if "-sbx-" in c.name
-    ]
     volumes = [v.name for v in client.volumes.list(filters=label) if "-sbx-" in v.name]
-    return sorted(containers + volumes)
+    return sorted(sandbox_containers(client, instance) + volumes)
 
 
 @pytest.fixture
@@ -284,9 +286,10 @@ async def test_fifty_joins_in_ten_seconds_all_get_a_working_sandbox(portal: Port
 
     client = docker_client()
     try:
-        sandboxes = leftovers(client, portal.instance)
-        # One per attendee plus the warm pool's refill; never a second one for anybody.
-        assert CLASS_SIZE * 2 <= len(sandboxes) <= (CLASS_SIZE + WARM_POOL_SIZE) * 2
+        sandboxes = sandbox_containers(client, portal.instance)
+        # One per attendee plus the warm pool's refill; never a second one for anybody. (Engine
+        # volumes are not counted: on the disk-capped btrfs engine a sandbox has none.)
+        assert CLASS_SIZE <= len(sandboxes) <= CLASS_SIZE + WARM_POOL_SIZE
         portal.stop()
         portal.labdeck("sandboxes", "prune", "--all")
         assert leftovers(client, portal.instance) == []
