@@ -15,6 +15,7 @@ Everything here blocks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ import docker
 from docker.errors import DockerException
 
 from app.sandboxes.docker import disk
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "/run/labdeck/engine.sock"
 DEFAULT_ROOT = "/var/lib/labdeck/engine"
@@ -161,9 +164,35 @@ def launch(where: EnginePlaces) -> None:
         )
 
 
+# Every sandbox's root is the same remapped host uid (dockerd remaps one range for all), and the
+# kernel's key quota for a non-root uid is 200 keys / 20000 bytes by default: runc makes a
+# session keyring per container, so about 30 sandboxes running a few containers each exhausted
+# it ("unable to create session key: disk quota exceeded", measured in `bench class`). Root's
+# own defaults are 1000000 / 25000000; these leave room for a class of 100 and more.
+KEY_QUOTAS = {"maxkeys": 200_000, "maxbytes": 20_000_000}
+KEYS_SYSCTL = Path("/proc/sys/kernel/keys")
+
+
+def raise_key_quotas(sysctl: Path = KEYS_SYSCTL) -> dict[str, int]:
+    """Raise the kernel's per-uid key quotas to ``KEY_QUOTAS`` where they are lower (never
+    lowers them); the values set. A read-only /proc/sys (a container) is logged, not fatal."""
+    raised = {}
+    for name, wanted in KEY_QUOTAS.items():
+        path = sysctl / name
+        try:
+            if int(path.read_text()) < wanted:
+                path.write_text(f"{wanted}\n")
+                raised[name] = wanted
+        except OSError as error:
+            log.warning("cannot raise the kernel's key quota %s: %s", name, error)
+    return raised
+
+
 def ensure_running(data_dir: Path) -> EnginePlaces:
     """Start the dedicated engine unless it answers already; return where it lives. Idempotent."""
     where = places(data_dir)
+    if os.geteuid() == 0:
+        raise_key_quotas()  # also for an engine started before this rule
     if answers(where.address):
         return where
     reason = why_impossible()

@@ -95,3 +95,25 @@ def test_the_running_dedicated_engine_remaps_users_and_keeps_docker0() -> None:
         or sandbox_engine.bridge_addresses("docker0") is None
     )
     assert Path(f"/sys/class/net/{sandbox_engine.BRIDGE}").exists()
+
+
+def test_key_quotas_are_raised_never_lowered(tmp_path: Path) -> None:
+    (tmp_path / "maxkeys").write_text("200\n")
+    (tmp_path / "maxbytes").write_text("50000000\n")  # higher than wanted: left alone
+    raised = sandbox_engine.raise_key_quotas(tmp_path)
+    assert raised == {"maxkeys": sandbox_engine.KEY_QUOTAS["maxkeys"]}
+    assert int((tmp_path / "maxkeys").read_text()) == sandbox_engine.KEY_QUOTAS["maxkeys"]
+    assert (tmp_path / "maxbytes").read_text() == "50000000\n"
+
+
+def test_a_read_only_sysctl_is_no_failure(tmp_path: Path) -> None:
+    assert sandbox_engine.raise_key_quotas(tmp_path / "missing") == {}
+
+
+@pytest.mark.docker
+def test_the_running_engine_s_sandboxes_share_a_key_quota_large_enough_for_a_class() -> None:
+    """All sandboxes' roots are one remapped uid: 200 keys (the kernel's default) ran out at
+    30 sandboxes in `bench class` (runc makes a session keyring per container)."""
+    sandbox_engine.ensure_running(Path("data"))
+    for name, wanted in sandbox_engine.KEY_QUOTAS.items():
+        assert int(Path(f"/proc/sys/kernel/keys/{name}").read_text()) >= wanted
