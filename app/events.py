@@ -33,6 +33,13 @@ class Subscription:
     async def get(self) -> Event:
         return await self._queue.get()
 
+    def take_ready(self) -> list[Event]:
+        """Every event queued now, without waiting."""
+        ready = []
+        while not self._queue.empty():
+            ready.append(self._queue.get_nowait())
+        return ready
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 

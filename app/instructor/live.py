@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 from app.db import Database
 from app.events import INSTRUCTOR_TOPIC, Event, EventHub
 from app.instructor.dashboard import LiveDashboard
-from app.instructor.fragments import update_message
+from app.instructor.fragments import update_messages
 from app.lessons.schema import Workshop
 
 log = logging.getLogger("labdeck.instructor")
@@ -77,22 +77,26 @@ class DashboardFeed:
     async def _run(self, subscribed: asyncio.Event) -> None:
         async with self._events.subscribe(INSTRUCTOR_TOPIC) as events:
             subscribed.set()
-            async for event in events:
+            while True:
+                # What queued up while the last batch was rendered is rendered together.
+                batch = [await events.get(), *events.take_ready()]
                 try:
-                    message = await self._db.run(partial(self._render, event))
+                    messages = await self._db.run(partial(self._render, batch))
                 except Exception:  # a broken render must not end live updates for everyone
-                    log.exception("could not render a dashboard update for %r", event)
+                    log.exception("could not render a dashboard update for %r", batch)
                     continue
-                self._fan_out(message)
+                for message in messages:
+                    self._fan_out(message)
 
-    def _render(self, event: Event, session: Session) -> str:
+    def _render(self, batch: list[Event], session: Session) -> list[str]:
         assert self._live is not None
-        if event.get("type") == CONTENT_EVENT or self._live.workshop is not self._workshop():
+        reloaded = any(event.get("type") == CONTENT_EVENT for event in batch)
+        if reloaded or self._live.workshop is not self._workshop():
             # Reloaded (other columns, maybe fewer tasks), or its problems changed: rows are
             # read again on the next event, and the dashboards fetch their whole grid now.
             self._live = self._new_live()
-            return RESYNC
-        return json.dumps(update_message(session, self._live, event), default=str)
+            return [RESYNC]
+        return [json.dumps(m, default=str) for m in update_messages(session, self._live, batch)]
 
     def _new_live(self) -> LiveDashboard:
         workshop = self._workshop()

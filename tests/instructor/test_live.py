@@ -6,9 +6,11 @@ import json
 import time
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
 from app.events import INSTRUCTOR_TOPIC
+from app.instructor.dashboard import LiveDashboard
 from app.sandboxes.base import ExecResult
 from tests.support.portal import Person, join, run_check, sandboxes
 
@@ -62,6 +64,42 @@ def test_new_attendees_and_lesson_views_reach_the_dashboard(
         assert "Ada" in receive_update(ws, ada, "attendee")["row"]
         attendee.get("/lessons/lesson-2")
         assert "More" in receive_update(ws, ada, "activity")["row"]
+
+
+def test_a_burst_of_events_gets_a_message_each_and_each_row_rendered_once(
+    tiny_app: FastAPI, instructor: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada, bob = join(Person(instructor.client), "Ada"), join(Person(instructor.client), "Bob")
+    refreshed: list[int] = []
+    original = LiveDashboard.refresh
+
+    def counting(self: LiveDashboard, session: Any, attendee_id: int) -> Any:
+        refreshed.append(attendee_id)
+        return original(self, session, attendee_id)
+
+    monkeypatch.setattr(LiveDashboard, "refresh", counting)
+    burst = [ada, bob, ada, ada, bob, ada]
+    with instructor.websocket_connect("/ws/instructor") as ws:
+        assert instructor.portal is not None
+
+        def publish_all() -> None:  # on the loop, at once: one batch
+            for attendee_id in burst:
+                tiny_app.state.services.events.publish(
+                    INSTRUCTOR_TOPIC, {"type": "activity", "attendee_id": attendee_id}
+                )
+
+        refreshed.clear()
+        instructor.portal.call(publish_all)
+        messages: list[dict[str, Any]] = []
+        while len(messages) < len(burst):  # the sandboxes' own events may come in between
+            message = json.loads(ws.receive_text())
+            if message.get("cause", {}).get("type") == "activity":
+                messages.append(message)
+    assert [m["attendee_id"] for m in messages] == burst
+    assert all("Ada" in m["row"] for m in messages if m["attendee_id"] == ada)
+    assert all(m["figures"] and m["summary"] for m in messages)
+    # Each row read and rendered once for the burst (plus any sandbox event in between).
+    assert refreshed.count(ada) < burst.count(ada) and len(refreshed) <= 3, refreshed
 
 
 def test_dropped_events_make_the_dashboard_resync(tiny_app: FastAPI, instructor: Person) -> None:

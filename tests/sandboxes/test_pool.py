@@ -69,6 +69,21 @@ async def test_refills_wait_until_a_burst_of_hand_outs_is_over(tmp_path: Path) -
         assert h.creates() == creates + 2
 
 
+async def test_a_pool_that_runs_dry_refills_without_waiting_for_the_burst_to_end(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, warm_pool_size=1) as h:
+        await pool_ready(h, 1)
+        h.service.pool.refill_quiet = 30.0  # a burst that would hold the refill back for long
+        creates = h.creates()
+        await h.service.ensure_for(h.attendee())  # takes the pool's only sandbox
+        await asyncio.sleep(0.3)
+        assert h.creates() == creates  # still the burst, and the pool had something
+        await h.service.ensure_for(h.attendee())  # finds the pool empty: a new one of its own
+        await pool_ready(h, 1)  # and the pool refills now, not 30 s later
+        assert h.creates() == creates + 2
+
+
 async def test_an_empty_pool_hands_out_one_being_made(tmp_path: Path) -> None:
     async with harness(tmp_path, FakeBackend(create_delay=0.2), warm_pool_size=1) as h:
         async with asyncio.timeout(2):

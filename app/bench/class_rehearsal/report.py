@@ -25,6 +25,8 @@ class Floor:
     busy_cpu_seconds: float = 0.0
     start_seconds: float = 0.0
     warm_pool_seconds: float = 0.0
+    settle_seconds: float = 0.0  # from the pool's last sandbox ready to a quiet machine
+    busy_cores_before: float = 0.0  # the machine when the class arrived
 
 
 def ms(timings: list[Timing]) -> dict[str, float]:
@@ -91,6 +93,8 @@ def report(
     result = {
         "portal_start_seconds": round(floor.start_seconds, 1),
         "warm_pool_ready_seconds": round(floor.warm_pool_seconds, 1),
+        "settle_seconds": round(floor.settle_seconds, 1),
+        "busy_cores_when_the_class_arrived": round(floor.busy_cores_before, 2),
         "class_seconds": round(floor.class_seconds, 1),
         "storm_seconds": round(storm_end, 1),
         "machine_busy_cpu_seconds": round(floor.busy_cpu_seconds, 1),

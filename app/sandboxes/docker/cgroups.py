@@ -75,3 +75,39 @@ def _chown_delegated(directory: Path, uid: int, gid: int, *, v2: bool) -> None:
         entry = directory / name
         if entry.is_file():
             os.chown(entry, uid, gid)
+
+
+# Every sandbox of LabDeck's engine lives under this cgroup (dockerd's --cgroup-parent), whose CPU
+# weight is a quarter of Docker's default: when the machine is full, the portal, the engines and
+# the host come first. Measured with 100 attendees arriving in 30 s on 2 cores, the portal got
+# about half a core and a join took 1.7 s (p95) while the sandboxes took the rest; sandboxes
+# among themselves still share equally, and an idle machine gives them everything.
+SANDBOX_PARENT = "labdeck-sandboxes"
+SANDBOX_CPU_SHARES = 256  # cgroup v1; Docker's default for a container is 1024
+SANDBOX_CPU_WEIGHT = 25  # cgroup v2: the same share of its default of 100
+
+
+def ensure_sandbox_parent(mounts_text: str | None = None) -> list[Path]:
+    """Make the sandboxes' parent cgroup with its low CPU weight, in the hierarchies that weigh
+    CPU (v1 ``cpu``, or v2 with the cpu controller); the weight files written. Idempotent."""
+    if mounts_text is None:
+        mounts_text = Path("/proc/self/mounts").read_text()
+    written = []
+    for mount_point, options in cgroup_mounts(mounts_text):
+        v2 = not options
+        if not v2 and "cpu" not in options:
+            continue
+        root = Path(mount_point)
+        if v2 and "cpu" not in _v2_controllers(root):
+            continue
+        parent = root / SANDBOX_PARENT
+        parent.mkdir(exist_ok=True)
+        weight_file = parent / ("cpu.weight" if v2 else "cpu.shares")
+        weight_file.write_text(f"{SANDBOX_CPU_WEIGHT if v2 else SANDBOX_CPU_SHARES}\n")
+        written.append(weight_file)
+    return written
+
+
+def _v2_controllers(root: Path) -> set[str]:
+    controllers = root / "cgroup.subtree_control"
+    return set(controllers.read_text().split()) if controllers.is_file() else set()

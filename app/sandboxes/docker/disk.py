@@ -147,4 +147,5 @@ def _make_image(image: Path) -> None:
 def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise DiskCapError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+        said = " ".join(done.stderr.split())  # one line: the engine's error is one line
+        raise DiskCapError(f"{' '.join(command)} failed: {said}")

@@ -73,12 +73,14 @@ def run(
         code = engine_service.run(service, Settings())
     except (
         engine_service.EngineServiceError,
+        sandbox_engine.SandboxEngineError,  # the disk cap cannot be had
         ImageBuildError,
         FirewallError,
         DockerException,
         OSError,
     ) as error:
-        console.print(f"[red]The sandbox engine stopped: {error}[/]")
+        # One line, however long: the container's log has no terminal width to wrap at.
+        console.print(f"[red]The sandbox engine stopped: {error}[/]", soft_wrap=True)
         raise typer.Exit(1) from error
     raise typer.Exit(code)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,53 @@ iptables -t nat -L -n > /dev/null
 unshare --mount --pid --fork true
 echo labdeck-probe-ok
 """
+
+
+# The kernel's key quota belongs to a host uid, and every `userns` sandbox's root is the same
+# remapped uid: keys one sandbox makes count against all. The inner runc needs a session keyring
+# per container (keyctl JOIN_SESSION_KEYRING, DESCRIBE, SETPERM); nothing in a sandbox needs to
+# add keys or pin keyrings into others. So the `userns` profile's filter allows every system
+# call but add_key, request_key and the other keyctl operations. What is left (a session, process
+# and thread keyring per task) is bounded by the sandbox's process limit.
+KEYCTL_ALLOWED = {"GET_KEYRING_ID": 0, "JOIN_SESSION_KEYRING": 1, "SETPERM": 5, "DESCRIBE": 6}
+KEYCTL_FIRST_REFUSED_ABOVE = 7  # every operation from KEYCTL_CLEAR (7) up
+_EPERM = 1
+_ARCHITECTURES = {
+    "x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+}
+
+
+def key_quota_seccomp(machine: str | None = None) -> dict[str, Any]:
+    """The `userns` profile's seccomp filter (Docker's JSON format): allow all, refuse key making."""
+    refused = {"action": "SCMP_ACT_ERRNO", "errnoRet": _EPERM}
+    # keyctl takes an int: compare the low 32 bits only, so high bits cannot dodge the rule.
+    low_bits = 0xFFFFFFFF
+    small_refused = sorted(set(range(KEYCTL_FIRST_REFUSED_ABOVE)) - set(KEYCTL_ALLOWED.values()))
+    rules: list[dict[str, Any]] = [{"names": ["add_key", "request_key"], **refused}]
+    rules += [
+        {
+            "names": ["keyctl"],
+            **refused,
+            "args": [{"index": 0, "value": low_bits, "valueTwo": op, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+        for op in small_refused
+    ]
+    rules.append(
+        {
+            "names": ["keyctl"],
+            **refused,
+            "args": [{"index": 0, "value": KEYCTL_FIRST_REFUSED_ABOVE, "op": "SCMP_CMP_GE"}],
+        }
+    )
+    profile: dict[str, Any] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}
+    architectures = _ARCHITECTURES.get(machine or platform.machine())
+    if architectures:  # else the native one only
+        profile["architectures"] = architectures
+    return profile
+
+
+KEY_QUOTA_SECCOMP = json.dumps(key_quota_seccomp(), separators=(",", ":"))
 
 
 NO_REMAP = (
@@ -151,11 +199,12 @@ def host_config_for(profile: Profile, *, apparmor: bool | None = None) -> dict[s
     if profile in ("caps", "userns"):
         # userns: the same rights, held by a root that the engine maps to an unprivileged uid.
         confined = apparmor_enabled() if apparmor is None else apparmor
+        seccomp = KEY_QUOTA_SECCOMP if profile == "userns" else "unconfined"
         return {
             # SYS_RESOURCE is what this kind of host refuses to grant (see --privileged).
             "cap_add": ["ALL"],
             "cap_drop": ["SYS_RESOURCE"],
-            "security_opt": ["seccomp=unconfined"] + (["apparmor=unconfined"] if confined else []),
+            "security_opt": [f"seccomp={seccomp}"] + (["apparmor=unconfined"] if confined else []),
             "device_cgroup_rules": ["a *:* rwm"],
             "MaskedPaths": [],
             "ReadonlyPaths": [],

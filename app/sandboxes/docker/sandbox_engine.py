@@ -27,7 +27,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from app.sandboxes.docker import disk
+from app.sandboxes.docker import cgroups, disk
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ HOST_BRIDGE = "docker0"
 BRIDGE_ADDRESS = "10.213.0.1/24"
 ADDRESS_POOL = "base=10.214.0.0/16,size=24"
 START_TIMEOUT_SECONDS = 60.0
+UNCAPPED_DRIVER = "overlay2"  # without the disk cap (disk.py)
 
 
 class SandboxEngineError(RuntimeError):
@@ -108,7 +109,7 @@ def answers(address: str, timeout: int = 5) -> bool:
 
 def dockerd_command(
     where: EnginePlaces,
-    storage_driver: str = "overlay2",
+    storage_driver: str = UNCAPPED_DRIVER,
     *,
     bridge: str = BRIDGE,
     address_pool: str | None = ADDRESS_POOL,
@@ -127,6 +128,7 @@ def dockerd_command(
         *pool,
         "--userns-remap=default",
         f"--storage-driver={storage_driver}",
+        f"--cgroup-parent=/{cgroups.SANDBOX_PARENT}",
         *(f"--label={label}" for label in labels),
     ]
 
@@ -143,16 +145,32 @@ def ensure_bridge(name: str = BRIDGE, address: str = BRIDGE_ADDRESS) -> None:
         subprocess.run(command, check=True, capture_output=True)
 
 
+def prepare_data_root(root: Path) -> str:
+    """Make dockerd's data root ready and return its storage driver: with a disk cap wanted,
+    the capped btrfs root (``disk.py``), else a plain folder for overlay2."""
+    if not disk.wanted():
+        root.mkdir(parents=True, exist_ok=True)
+        return UNCAPPED_DRIVER
+    try:
+        disk.ensure_capped_root(root)
+    except disk.DiskCapError as error:
+        raise disk_cap_failed(error) from error
+    return disk.STORAGE_DRIVER
+
+
+def disk_cap_failed(reason: object) -> SandboxEngineError:
+    return SandboxEngineError(
+        f"Cannot give sandboxes a disk cap: {reason}. Or set LABDECK_SANDBOX_DISK_QUOTA= "
+        "(empty) to run them without one."
+    )
+
+
 def launch(where: EnginePlaces) -> None:
     """Start dockerd detached (its own session; it outlives this process), logging to ``log``.
     With a disk cap wanted, its data root is the capped btrfs one (``disk.py``)."""
     for directory in (where.socket.parent, where.log.parent, RUN_DIR):
         directory.mkdir(parents=True, exist_ok=True)
-    driver = "overlay2"
-    if disk.wanted():
-        disk.ensure_capped_root(where.data_root)
-        driver = disk.STORAGE_DRIVER
-    where.data_root.mkdir(parents=True, exist_ok=True)
+    driver = prepare_data_root(where.data_root)
     with where.log.open("ab") as log:
         subprocess.Popen(
             dockerd_command(where, driver),
@@ -193,6 +211,7 @@ def ensure_running(data_dir: Path) -> EnginePlaces:
     where = places(data_dir)
     if os.geteuid() == 0:
         raise_key_quotas()  # also for an engine started before this rule
+        cgroups.ensure_sandbox_parent()
     if answers(where.address):
         return where
     reason = why_impossible()
@@ -200,13 +219,7 @@ def ensure_running(data_dir: Path) -> EnginePlaces:
         raise SandboxEngineError(f"Cannot start the dedicated sandbox engine: {reason}.")
     ensure_bridge()
     host_bridge = bridge_addresses(HOST_BRIDGE)
-    try:
-        launch(where)
-    except disk.DiskCapError as error:
-        raise SandboxEngineError(
-            f"Cannot give sandboxes a disk cap: {error}. Or set LABDECK_SANDBOX_DISK_QUOTA= "
-            "(empty) to run them without one."
-        ) from error
+    launch(where)
     try:
         _wait_until_it_answers(where)
     finally:

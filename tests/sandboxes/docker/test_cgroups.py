@@ -107,3 +107,58 @@ def test_limits_hold_from_outside_and_inner_limits_work() -> None:
         assert str(64 * 1024**2) in run(lab.backend.exec(name, inner, timeout=120)).output
     finally:
         lab.close()
+
+
+def test_the_sandboxes_parent_weighs_less_in_every_cpu_hierarchy(tmp_path: Path) -> None:
+    (tmp_path / "cpu,cpuacct").mkdir()
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cgroup.subtree_control").write_text("cpuset cpu io memory pids\n")
+    mounts = (
+        f"cgroup {tmp_path}/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0\n"
+        f"cgroup {tmp_path}/memory cgroup rw,relatime,memory 0 0\n"
+        f"cgroup2 {tmp_path}/unified cgroup2 rw,relatime 0 0\n"  # hybrid: no cpu controller
+        f"cgroup2 {tmp_path}/v2 cgroup2 rw,relatime 0 0\n"
+    )
+    written = cgroups.ensure_sandbox_parent(mounts)
+    parent = cgroups.SANDBOX_PARENT
+    assert written == [
+        tmp_path / "cpu,cpuacct" / parent / "cpu.shares",
+        tmp_path / "v2" / parent / "cpu.weight",
+    ]
+    assert written[0].read_text() == "256\n" and written[1].read_text() == "25\n"
+    assert cgroups.ensure_sandbox_parent(mounts) == written  # idempotent
+
+
+@pytest.mark.docker
+def test_sandboxes_of_the_running_engine_sit_in_the_low_weight_parent() -> None:
+    """Under load the portal must come first (measured: a join took 1.7 s at p95 with 100
+    attendees arriving in 30 s on 2 cores when sandboxes weighed as much as the portal)."""
+    import docker
+
+    from app.sandboxes.docker import sandbox_engine
+    from app.sandboxes.docker.images.catalog import get_recipe
+    from tests.support.docker_lab import TEST_LABELS
+
+    address = sandbox_engine.selected_address()
+    if address is None:
+        pytest.fail("./labdeck test starts the dedicated engine; it is not running")
+    client = docker.DockerClient(base_url=address, timeout=120)
+    image = get_recipe("busybox").tag
+    container = client.containers.run(
+        image, ["sleep", "30"], detach=True, labels=TEST_LABELS, auto_remove=True
+    )
+    try:
+        container.reload()
+        cgroup_text = Path(f"/proc/{container.attrs['State']['Pid']}/cgroup").read_text()
+        cpu_line = next(line for line in cgroup_text.splitlines() if ":cpu" in line)
+        assert cpu_line.split(":", 2)[2].startswith(f"/{cgroups.SANDBOX_PARENT}/"), cgroup_text
+        shares = next(
+            Path(mount) / cgroups.SANDBOX_PARENT / "cpu.shares"
+            for mount, options in cgroups.cgroup_mounts(Path("/proc/self/mounts").read_text())
+            if "cpu" in options
+        )
+        assert int(shares.read_text()) == cgroups.SANDBOX_CPU_SHARES
+    finally:
+        container.remove(force=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import secrets
 import socket
 import subprocess
@@ -146,6 +147,50 @@ def test_uevent_helper_is_not_writable(safe: Pair, unsafe: Pair) -> None:
         pytest.skip("this kernel has no uevent_helper (CONFIG_UEVENT_HELPER is off): no such hole")
     assert WORKED not in safe.attack(write_back(path))
     assert WORKED in unsafe.attack(write_back(path))
+
+
+# The kernel's key quota: every `userns` sandbox's root is one host uid, so keys one attendee
+# makes count against everyone's (inner runc needs a session keyring per container). The attack
+# adds keys to a fresh session keyring of its own (gone when it exits) and pins one keyring into
+# the uid's user keyring (unlinked at once), through the raw system calls (x86_64 numbers).
+KEY_QUOTA_ATTACK = """sudo python3 - <<'EOF'
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+ADD_KEY, KEYCTL, JOIN, LINK, UNLINK = 248, 250, 1, 8, 9
+SESSION, USER = ctypes.c_long(-3), ctypes.c_long(-4)
+print("joined", libc.syscall(KEYCTL, JOIN, None) > 0)
+made = 0
+for number in range(300):
+    if libc.syscall(ADD_KEY, b"user", b"attack-%d" % number, b"x", 1, SESSION) < 0:
+        break
+    made += 1
+print("keys made", made, "errno", ctypes.get_errno())
+pinned = libc.syscall(KEYCTL, LINK, SESSION, USER) == 0
+print("pinned", pinned)
+if pinned:
+    libc.syscall(KEYCTL, UNLINK, SESSION, USER)
+EOF"""
+
+
+# An image of dash and its two libraries (no registry needed), run by the inner engine.
+TINY_INNER_CONTAINER = (
+    "tar -chf - -C / usr/bin/dash usr/lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2"
+    " | docker import - tiny-dash >/dev/null && docker run --rm tiny-dash /usr/bin/dash -c 'echo inner-ok'"
+)
+
+
+def test_one_sandbox_cannot_use_up_the_key_quota_all_share(safe: Pair, unsafe: Pair) -> None:
+    if platform.machine() != "x86_64":
+        pytest.skip("the attack calls the kernel by x86_64 system call numbers")
+    refused = safe.attack(KEY_QUOTA_ATTACK)
+    # What runc needs still works (a session keyring of its own); making keys does not.
+    assert "joined True" in refused and "keys made 0 errno 1" in refused, refused
+    assert "pinned False" in refused, refused
+    opened = unsafe.attack(KEY_QUOTA_ATTACK)
+    assert "keys made 300" in opened and "pinned True" in opened, opened
+    # The safe sandbox's own inner engine still runs containers under the filter.
+    inner = safe.attack(TINY_INNER_CONTAINER, timeout=120)
+    assert "inner-ok" in inner, inner
 
 
 # The host's disk: the device under the sandbox's /etc/hostname (a file of the engine's data

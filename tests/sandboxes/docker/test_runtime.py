@@ -79,7 +79,12 @@ def test_unknown_setting_is_refused_with_the_choices() -> None:
 
 
 def test_userns_profile_has_the_caps_rights_held_inside_a_user_namespace() -> None:
-    assert host_config_for("userns", apparmor=False) == host_config_for("caps", apparmor=False)
+    userns, caps = (
+        host_config_for("userns", apparmor=False),
+        host_config_for("caps", apparmor=False),
+    )
+    assert userns["security_opt"] == [f"seccomp={runtime.KEY_QUOTA_SECCOMP}"]
+    assert {**userns, "security_opt": None} == {**caps, "security_opt": None}
     assert runtime.AUTO_PROFILES == ("sysbox", "userns")
     assert set(runtime.UNSAFE_PROFILES) == {"caps", "privileged"}
 
@@ -342,3 +347,23 @@ def test_sandbox_stops_gracefully(docker_client: docker.DockerClient, sandbox: s
     docker_client.api.stop(sandbox, timeout=30)
     assert docker_client.api.inspect_container(sandbox)["State"]["ExitCode"] == 0
     assert time.monotonic() - started < 15
+
+
+def test_userns_seccomp_refuses_only_what_makes_or_pins_keys() -> None:
+    profile = runtime.key_quota_seccomp("x86_64")
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert "SCMP_ARCH_X86" in profile["architectures"]  # 32-bit calls cannot go around it
+    rules = profile["syscalls"]
+    assert {"add_key", "request_key"} <= set(rules[0]["names"])
+    assert all(rule["action"] == "SCMP_ACT_ERRNO" for rule in rules)
+    refused = {
+        arg["valueTwo"] for rule in rules for arg in rule.get("args", []) if "valueTwo" in arg
+    }
+    (at_least,) = [
+        arg["value"] for rule in rules for arg in rule.get("args", []) if "valueTwo" not in arg
+    ]
+    what_runc_uses = set(runtime.KEYCTL_ALLOWED.values())
+    assert what_runc_uses == {0, 1, 5, 6} and not what_runc_uses & refused
+    assert refused | set(range(at_least, 40)) | what_runc_uses >= set(range(40))
+    assert json.loads(runtime.KEY_QUOTA_SECCOMP)["syscalls"] == profile["syscalls"]
+    assert "architectures" not in runtime.key_quota_seccomp("riscv64")

@@ -26,6 +26,14 @@ def test_dockerd_command_has_its_own_places_and_never_bridge_none() -> None:
     assert any(arg.startswith("--pidfile=") for arg in command)
 
 
+def test_without_a_disk_cap_the_data_root_is_a_plain_folder_for_overlay2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABDECK_SANDBOX_DISK_QUOTA", "")
+    assert sandbox_engine.prepare_data_root(tmp_path / "root") == "overlay2"
+    assert (tmp_path / "root").is_dir()
+
+
 def test_dockerd_command_without_a_pool_names_none() -> None:
     """compose.yaml's engine: a pool would make a restart delete docker0 (engine_service.py)."""
     command = sandbox_engine.dockerd_command(
