@@ -91,5 +91,6 @@ def test_a_warm_pool_of_a_hundred_serves_a_hundred_joins_within_thirty_seconds(
 
     assert_clean_class(result, attendees=100, tasks=0)
     assert result["sandbox_after_join"] == {"ready": 100}  # each join handed a warm one out
-    assert result["joins_done_seconds"] <= 30
+    # Arrivals are spread over 30 s: the last one, near 30 s, is answered within a second too.
+    assert result["joins_done_seconds"] <= result["arrivals_seconds"] + 1.0
     assert result["join_ms"]["p95"] > 0 and result["pages_ms_storm"]["p99"] > 0  # recorded

@@ -19,6 +19,9 @@ def test_join_sets_a_signed_httponly_cookie_and_redirects_to_first_lesson(
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert client.get("/api/me").json()["name"] == "Ada"
+    # The sandbox's share of the join, for developer tools and `bench class`.
+    timing = response.headers["server-timing"]
+    assert timing.startswith("hand-out;dur=") and float(timing.split("=")[1]) >= 0
 
 
 def test_names_are_unique_per_workshop(app: object) -> None:

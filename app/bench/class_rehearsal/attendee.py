@@ -23,6 +23,7 @@ from app.lessons.schema import Task
 
 PROMPT = re.compile(rb"\$ ")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+HAND_OUT_TIMING = re.compile(r"hand-out;dur=([0-9.]+)")
 CSRF_COOKIE = "labdeck_csrf"
 TAIL_BYTES = 4096
 JOIN_SECONDS = 60.0
@@ -59,6 +60,7 @@ class Record:
 
     started: float = field(default_factory=time.monotonic)
     joins: list[Timing] = field(default_factory=list)
+    hand_outs: list[Timing] = field(default_factory=list)  # the portal's own, Server-Timing
     states_after_join: list[str] = field(default_factory=list)
     pages: list[Timing] = field(default_factory=list)
     setups: list[Timing] = field(default_factory=list)
@@ -163,6 +165,8 @@ class Attendee:
             )
             self.record.joins.append(Timing(asked, self.record.now() - asked, "join"))
             self.expect(response, 303, "POST /join")
+            if found := HAND_OUT_TIMING.search(response.headers.get("server-timing", "")):
+                self.record.hand_outs.append(Timing(asked, float(found[1]) / 1000, "hand-out"))
             self.cookies[COOKIE_NAME] = response.cookies[COOKIE_NAME]
             self.first_page = response.headers["location"]
             me = await self.get_json("/api/me")

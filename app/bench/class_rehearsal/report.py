@@ -105,6 +105,7 @@ def report(
         "joins": len(record.joins),
         "joins_done_seconds": round(max((t.at + t.seconds for t in record.joins), default=0), 1),
         "join_ms": joins,
+        "hand_out_server_ms": ms(record.hand_outs),
         "sandbox_after_join": dict(Counter(record.states_after_join)),
         "terminals_ready": len(record.terminals_ready),
         "terminal_ready_seconds": seconds(record.terminals_ready),
