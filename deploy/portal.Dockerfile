@@ -53,11 +53,9 @@ FROM runtime AS engine
 # Building the portal builds this stage too (the classic builder builds every stage before its
 # target): the label lets a builder prune the copies left behind.
 LABEL io.labdeck.build-stage=engine
-# btrfs-progs: the disk cap's file system (app/sandboxes/docker/disk.py); the mount and findmnt
-# it also runs are in every Debian base (mount and util-linux are of priority required).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        docker.io iptables iproute2 btrfs-progs \
+        docker.io iptables iproute2 \
     && rm -rf /var/lib/apt/lists/*
 # --userns-remap=default maps sandboxes' root to dockremap's first subordinate id; fixed here,
 # so the data root (kept in a volume, under <root>/100000.100000) is found again on every start.

@@ -23,9 +23,8 @@ from tests.support.settings import REPO
 
 COMPOSE_FILE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
-# ${NAME}, ${NAME:-default}, ${NAME-default} (an empty value stays empty) and ${NAME:?error}:
-# the forms compose.yaml uses.
-VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<colon>:?)(?P<kind>[-?])(?P<word>[^}]*))?\}")
+# ${NAME}, ${NAME:-default} and ${NAME:?error}: the forms compose.yaml uses.
+VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<kind>[-?])(?P<word>[^}]*))?\}")
 EXTRA_CA_FOLDER = "deploy/extra-ca"
 
 
@@ -41,8 +40,8 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
     """Expand compose's variables; a missing ``${NAME:?error}`` raises, as compose refuses to start."""
 
     def value(match: re.Match[str]) -> str:
-        name, colon, kind, word = match.group("name", "colon", "kind", "word")
-        if variables.get(name) or (name in variables and kind and not colon):
+        name, kind, word = match.group("name", "kind", "word")
+        if variables.get(name):
             return variables[name]
         if kind == "?":
             raise ValueError(f"{name} is required: {word}")

@@ -5,8 +5,6 @@ It runs the dockerd that ``labdeck engine up`` starts (user-namespace remapping,
 root, exec root and bridge) in the foreground, and does what a portal in another container
 cannot:
 
-- with the disk cap wanted (``disk.py``), it keeps its data on the btrfs image beside its data
-  root, in the same volume, loop-mounted with device nodes it makes in its container's /dev;
 - it builds the images sandboxes need into its data root, skipping up-to-date ones;
 - it hands each container it starts its cgroups (``cgroups.py``), from its own events, and says
   so in an engine label (``cgroups.ENGINE_DELEGATES``): the portal cannot see those processes;
@@ -28,11 +26,10 @@ import logging
 import os
 import shlex
 import signal
-import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +39,7 @@ from docker.errors import DockerException, NotFound
 
 from app.config import Settings
 from app.sandboxes import naming
-from app.sandboxes.docker import cgroups, disk, sandbox_engine, teardown
+from app.sandboxes.docker import cgroups, sandbox_engine, teardown
 from app.sandboxes.docker.containers import remapped_root_of
 from app.sandboxes.docker.images.builder import build_all
 from app.sandboxes.docker.network import BRIDGE_OPTION, guard_sandbox_network
@@ -54,11 +51,6 @@ STOP_SECONDS = 60
 FOREIGN_BRIDGES = (sandbox_engine.HOST_BRIDGE, sandbox_engine.BRIDGE)
 MASKED_PLACES = ("/proc/", "/sys/firmware")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-LOOP_CONTROL = (10, 237)  # the kernel's fixed numbers (Documentation/admin-guide/devices.txt)
-LOOP_MAJOR = 7
-# mount takes the host kernel's first free loop device, whose number depends on what else the
-# host has looped (its own engine's image, snaps): 64 nodes cover a host with 63 in use.
-LOOP_DEVICES = 64
 
 
 class EngineServiceError(RuntimeError):
@@ -82,7 +74,7 @@ class EngineService:
     def private_address(self) -> str:
         return f"unix://{self.private_socket}"
 
-    def dockerd_command(self, storage_driver: str = sandbox_engine.UNCAPPED_DRIVER) -> list[str]:
+    def dockerd_command(self) -> list[str]:
         where = sandbox_engine.EnginePlaces(
             self.private_socket,
             self.data_root,
@@ -91,11 +83,7 @@ class EngineService:
             pidfile=self.exec_root / "dockerd.pid",
         )
         return sandbox_engine.dockerd_command(
-            where,
-            storage_driver,
-            bridge=self.bridge,
-            address_pool=None,
-            labels=(cgroups.ENGINE_DELEGATES,),
+            where, bridge=self.bridge, address_pool=None, labels=(cgroups.ENGINE_DELEGATES,)
         )
 
 
@@ -127,24 +115,16 @@ def run(service: EngineService, settings: Settings) -> int:
     bridges = {service.bridge, naming.bridge_name(settings.instance)}
     unpublish(service)
     clean_host(settings.instance, bridges)  # what an engine that was killed left
-    # The disk cap before anything is put on the host: what it lacks stops the engine here.
-    if disk.wanted():
-        try:
-            ensure_loop_devices()
-        except OSError as error:
-            raise sandbox_engine.disk_cap_failed(
-                f"no loop devices ({error}; the engine needs CAP_MKNOD, as compose.yaml gives it)"
-            ) from error
-    driver = sandbox_engine.prepare_data_root(service.data_root)
     reveal_kernel_files()
     sandbox_engine.raise_key_quotas()
     cgroups.ensure_sandbox_parent()  # sandboxes yield the CPU to the portal when it is short
     sandbox_engine.ensure_bridge(service.bridge, service.bridge_address)
+    service.data_root.mkdir(parents=True, exist_ok=True)
     dockerd: subprocess.Popen[bytes] | None = None
     client = None
     stop_on_signals()
     try:
-        dockerd = subprocess.Popen(service.dockerd_command(driver), stdin=subprocess.DEVNULL)
+        dockerd = subprocess.Popen(service.dockerd_command(), stdin=subprocess.DEVNULL)
         client = wait_for_dockerd(service, dockerd)
         prepare(client, settings, service)
         threading.Thread(target=delegate_cgroups, args=(service,), daemon=True).start()
@@ -163,22 +143,6 @@ def run(service: EngineService, settings: Settings) -> int:
         if dockerd is not None:
             stop_dockerd(dockerd)
         clean_host(settings.instance, bridges)
-
-
-def ensure_loop_devices(
-    dev: Path = Path("/dev"), mknod: Callable[[Path, int, int], None] = os.mknod
-) -> list[str]:
-    """Make the loop devices the capped data root's image is mounted with (``disk.py``): a
-    container's /dev has none, though compose.yaml lets the engine create and use them (its
-    device cgroup rule, CAP_MKNOD). The names it made; those present are left alone."""
-    nodes = {"loop-control": (stat.S_IFCHR, os.makedev(*LOOP_CONTROL))}
-    nodes |= {f"loop{n}": (stat.S_IFBLK, os.makedev(LOOP_MAJOR, n)) for n in range(LOOP_DEVICES)}
-    made = []
-    for name, (kind, device) in nodes.items():
-        if not os.path.lexists(dev / name):
-            mknod(dev / name, kind | 0o660, device)
-            made.append(name)
-    return made
 
 
 def reveal_kernel_files() -> None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from app.sandboxes.docker import cgroups, disk, engine_cli, engine_service, sandbox_engine
+from app.sandboxes.docker import cgroups, sandbox_engine
 from app.sandboxes.docker.engine_service import (
     STOP_SIGNALS,
     EngineService,
@@ -22,7 +20,6 @@ from app.sandboxes.docker.engine_service import (
     StopRequested,
     check_bridge,
     docker_rules_script,
-    ensure_loop_devices,
     publish,
     stop_on_signals,
     unpublish,
@@ -47,54 +44,6 @@ def test_dockerd_listens_privately_remaps_users_and_says_it_delegates(tmp_path: 
     assert f"--exec-root={tmp_path}/exec" in command
     assert "--bridge=ldtest0" in command
     assert not any(arg.startswith("--default-address-pool") for arg in command)
-
-
-def test_dockerd_runs_on_the_storage_driver_it_is_given(tmp_path: Path) -> None:
-    assert "--storage-driver=overlay2" in service(tmp_path).dockerd_command()
-    assert "--storage-driver=btrfs" in service(tmp_path).dockerd_command(disk.STORAGE_DRIVER)
-
-
-def test_the_loop_devices_a_containers_dev_lacks_are_made_once(tmp_path: Path) -> None:
-    (tmp_path / "loop0").touch()  # present already: left alone
-    made: dict[str, tuple[int, int]] = {}
-
-    def mknod(path: Path, mode: int, device: int) -> None:
-        made[path.name] = (mode, device)
-        path.touch()
-
-    names = ensure_loop_devices(tmp_path, mknod)
-    assert names == list(made) == ["loop-control", *(f"loop{n}" for n in range(1, 64))]
-    mode, device = made.pop("loop-control")
-    assert stat.S_ISCHR(mode) and (os.major(device), os.minor(device)) == (10, 237)
-    for name, (mode, device) in made.items():
-        assert stat.S_ISBLK(mode) and (os.major(device), os.minor(device)) == (7, int(name[4:]))
-    assert ensure_loop_devices(tmp_path, mknod) == []
-
-
-def test_a_disk_cap_it_cannot_have_stops_the_engine_in_one_line_before_it_touches_the_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the cap lacks (here mkfs.btrfs) ends the engine with what to do, no traceback, and
-    before its bridge exists or dockerd runs."""
-    monkeypatch.setenv("LABDECK_SANDBOX_DISK_QUOTA", "1g")
-    monkeypatch.setenv("LABDECK_SANDBOX_ENGINE_ROOT", str(tmp_path / "root"))
-    # Never the socket of an engine running here: the service unpublishes it first.
-    monkeypatch.setenv("LABDECK_SANDBOX_ENGINE_SOCKET", str(tmp_path / "engine.sock"))
-    monkeypatch.setattr(engine_service, "unpublish", lambda _: None)
-    monkeypatch.setattr(engine_service, "clean_host", lambda *_: None)
-    monkeypatch.setattr(engine_service, "ensure_loop_devices", lambda: [])
-    monkeypatch.setattr(disk.shutil, "which", lambda _: None)
-    touched: list[str] = []
-    monkeypatch.setattr(sandbox_engine, "ensure_bridge", lambda *_: touched.append("bridge"))
-    monkeypatch.setattr(subprocess, "Popen", lambda *_, **__: touched.append("dockerd"))
-    monkeypatch.setattr(engine_service, "reveal_kernel_files", lambda: None)
-    monkeypatch.setattr(sandbox_engine, "raise_key_quotas", lambda: {})
-    arguments = ["run", "--bridge", "ldtest0", "--bridge-address", "10.230.0.1/24"]
-    result = CliRunner().invoke(engine_cli.engine_app, arguments, env={"COLUMNS": "80"})
-    assert result.exit_code == 1 and touched == []
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    [line] = result.output.splitlines()
-    assert "mkfs.btrfs is missing" in line and "LABDECK_SANDBOX_DISK_QUOTA= (empty)" in line
 
 
 @pytest.mark.parametrize(
