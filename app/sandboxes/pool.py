@@ -24,11 +24,10 @@ log = logging.getLogger("labdeck.sandboxes")
 FAILURE_PAUSE_SECONDS = 60.0
 # The pool also looks at itself this often, in case a sandbox died unnoticed.
 CHECK_INTERVAL_SECONDS = 30.0
-# Refilling waits until no hand-out happened for this long: new engines booting take the CPU
-# that a class arriving needs for its joins and pages (measured on 2 cores: hand-out p95 1.4 s
-# and page p99 1.2 s with the refill running during 100 joins in 30 s). It starts at once when
-# the pool ran dry (the next arrival would wait for a new sandbox anyway), and never waits
-# longer than the maximum, so a steady trickle of arrivals still gets a pool.
+# Refilling waits until no hand-out happened for this long: new engines booting take CPU that a
+# class arriving needs for its joins, pages and terminals. It starts at once when the pool ran
+# dry (the next arrival would wait for a new sandbox anyway), and never waits longer than the
+# maximum, so a steady trickle of arrivals still gets a pool.
 REFILL_QUIET_SECONDS = 1.0
 REFILL_MAX_DELAY_SECONDS = 120.0
 # Hand-out prefers a ready sandbox, then one nearly there.
