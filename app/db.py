@@ -102,9 +102,14 @@ def is_locked(error: BaseException) -> bool:
 
 
 def alembic_config(database_path: Path) -> AlembicConfig:
+    config = _migrations_config()
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{database_path}")
+    return config
+
+
+def _migrations_config() -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", f"sqlite:///{database_path}")
     return config
 
 
@@ -113,18 +118,12 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def head_revision(database_path: Path) -> str | None:
-    return _head_of_migrations(MIGRATIONS_DIR)
-
-
 @functools.cache
-def _head_of_migrations(migrations: Path) -> str | None:
+def head_revision() -> str | None:
     """The newest revision of the migrations shipped with this code: it cannot change while the
     process runs, and reading the scripts on every /healthz cost ~25 ms of CPU (py-spy, 100
     attendees arriving)."""
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(migrations))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(_migrations_config()).get_current_head()
 
 
 def upgrade(database_path: Path) -> bool:
@@ -134,7 +133,7 @@ def upgrade(database_path: Path) -> bool:
         before = current_revision(engine)
     finally:
         engine.dispose()
-    if before == head_revision(database_path):
+    if before == head_revision():
         return False
     if before is not None and database_path.exists():
         # Like JupyterHub's dbutil: a copy to go back to if the upgrade goes wrong.

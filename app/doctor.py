@@ -28,7 +28,7 @@ def check_database(settings: Settings) -> Finding:
         revision = db.current_revision(engine)
     finally:
         engine.dispose()
-    head = db.head_revision(path)
+    head = db.head_revision()
     if revision != head:
         return Finding(
             "database",

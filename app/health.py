@@ -18,7 +18,7 @@ def database_status(database: db.Database) -> str:
         revision = db.current_revision(database.engine)
     except Exception as error:  # any driver error means "not ok"; the reason goes to the report
         return f"error: {error.__class__.__name__}"
-    head = db.head_revision(database.path)
+    head = db.head_revision()
     return "ok" if revision == head else f"outdated: at {revision}, head is {head}"
 
 

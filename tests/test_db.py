@@ -70,7 +70,7 @@ def test_a_database_made_at_the_first_migration_upgrades_with_its_data(tmp_path:
     assert db.upgrade(path) is True
 
     engine = db.make_engine(path)
-    assert db.current_revision(engine) == db.head_revision(path)
+    assert db.current_revision(engine) == db.head_revision()
     with Session(engine) as session:
         ada = session.exec(select(Attendee)).one()
         progress = session.exec(select(TaskProgress)).one()

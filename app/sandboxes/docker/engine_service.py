@@ -116,8 +116,7 @@ def run(service: EngineService, settings: Settings) -> int:
     unpublish(service)
     clean_host(settings.instance, bridges)  # what an engine that was killed left
     reveal_kernel_files()
-    sandbox_engine.raise_key_quotas()
-    cgroups.ensure_sandbox_parent()  # sandboxes yield the CPU to the portal when it is short
+    sandbox_engine.prepare_host()
     sandbox_engine.ensure_bridge(service.bridge, service.bridge_address)
     service.data_root.mkdir(parents=True, exist_ok=True)
     dockerd: subprocess.Popen[bytes] | None = None

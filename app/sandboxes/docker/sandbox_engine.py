@@ -206,12 +206,19 @@ def raise_key_quotas(sysctl: Path = KEYS_SYSCTL) -> dict[str, int]:
     return raised
 
 
+def prepare_host() -> None:
+    """What the host's kernel must give the sandbox engine, wherever it runs (``labdeck engine
+    up`` or compose.yaml's engine): a key quota for the uid all sandboxes share, and the low-CPU-
+    weight parent cgroup its sandboxes live in."""
+    raise_key_quotas()
+    cgroups.ensure_sandbox_parent()
+
+
 def ensure_running(data_dir: Path) -> EnginePlaces:
     """Start the dedicated engine unless it answers already; return where it lives. Idempotent."""
     where = places(data_dir)
     if os.geteuid() == 0:
-        raise_key_quotas()  # also for an engine started before this rule
-        cgroups.ensure_sandbox_parent()
+        prepare_host()  # also for an engine started before these rules
     if answers(where.address):
         return where
     reason = why_impossible()
